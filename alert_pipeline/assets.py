@@ -1,0 +1,293 @@
+"""Dagster assets: validated_logs → one asset per registered rule → alert_report, per UTC day.
+
+The assets write their own storage (see warehouse.py) and return metadata, so they stay thin and a
+run may cover a range of days (single-run backfills).
+"""
+
+import dataclasses
+import datetime as dt
+import warnings
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetsDefinition,
+    BackfillPolicy,
+    BetaWarning,
+    DailyPartitionsDefinition,
+    Field,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from alert_pipeline.report import (
+    DayReport,
+    escape_markdown,
+    iso_utc,
+    plot_fatal_per_minute,
+    render_markdown,
+    write_report,
+)
+from alert_pipeline.resources import START_DATE, AlertHome
+from alert_pipeline.rules import (
+    DEFAULT_SEVERITIES,
+    RULES,
+    Incident,
+    SlidingWindowRule,
+    detect_for_day,
+    lookback_days,
+)
+from alert_pipeline.schema import ARROW_SCHEMA
+from alert_pipeline.warehouse import (
+    Home,
+    day_counts,
+    days_with_data,
+    fatal_per_minute,
+    ingest_pending,
+    quarantine_reasons,
+    quarantined_rows,
+    read_events,
+    read_incidents,
+    severity_counts,
+    stored_rows,
+    write_incidents,
+)
+
+warnings.filterwarnings("ignore", category=BetaWarning)
+
+daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
+RECONCILE_CHECK = "records_reconcile"
+COLUMN_SCHEMA = TableSchema(
+    columns=[TableColumn(field.name, str(field.type)) for field in ARROW_SCHEMA]
+)
+
+
+def _log_outcomes(context: AssetExecutionContext, outcomes: list) -> None:
+    for outcome in outcomes:
+        if outcome.status == "rejected":
+            context.log.warning(f"file rejected: {outcome.name}: {outcome.reason}")
+        elif outcome.status == "ingested":
+            context.log.info(
+                f"ingested {outcome.name}: {outcome.read} read, {outcome.stored} stored, "
+                f"{outcome.quarantined} quarantined, days {sorted(outcome.days)}"
+            )
+        else:
+            context.log.info(f"skipped {outcome.name}: {outcome.status} {outcome.reason}".strip())
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    check_specs=[
+        AssetCheckSpec(
+            RECONCILE_CHECK,
+            asset="validated_logs",
+            blocking=True,
+            description="records read = records stored + records quarantined, and the Parquet "
+            "files hold exactly the rows the ledger says",
+        )
+    ],
+    group_name="ingestion",
+    kinds={"parquet"},
+    metadata={"dagster/column_schema": COLUMN_SCHEMA},
+)
+def validated_logs(context: AssetExecutionContext, alert_home: AlertHome) -> MaterializeResult:
+    """Typed, validated log records of each UTC day, as Parquet; bad records go to quarantine.
+
+    Ingests whatever is new in the landing folder first, so a UI materialization, a schedule or a
+    backfill needs no separate step.
+    """
+    home = alert_home.home()
+    _log_outcomes(context, ingest_pending(home, alert_home.time_range()))
+    rows = []
+    problems = []
+    for day in context.partition_keys:
+        counts = day_counts(home, day)
+        in_parquet, in_quarantine = stored_rows(home, day), quarantined_rows(home, day)
+        rows.append((day, counts, in_parquet, in_quarantine))
+        if counts.read != counts.stored + counts.quarantined:
+            problems.append(f"{day}: read {counts.read} ≠ stored + quarantined")
+        if (in_parquet, in_quarantine) != (counts.stored, counts.quarantined):
+            problems.append(
+                f"{day}: files hold {in_parquet} stored / {in_quarantine} quarantined, "
+                f"ledger says {counts.stored} / {counts.quarantined}"
+            )
+    read = sum(r[1].read for r in rows)
+    stored = sum(r[1].stored for r in rows)
+    quarantined = sum(r[1].quarantined for r in rows)
+    severities: dict[str, int] = {}
+    for day in context.partition_keys:
+        for severity, count in severity_counts(home, day).items():
+            severities[severity] = severities.get(severity, 0) + count
+    table = "\n".join(
+        ["| day | read | stored | quarantined |", "|---|---:|---:|---:|"]
+        + [f"| {d} | {c.read} | {c.stored} | {c.quarantined} |" for d, c, _, _ in rows]
+    )
+    return MaterializeResult(
+        metadata={
+            "records_read": read,
+            "records_stored": stored,
+            "records_quarantined": quarantined,
+            "dagster/row_count": stored,
+            "severity_counts": MetadataValue.json(severities),
+            "days": MetadataValue.md(table),
+            "path": MetadataValue.path(str(home.validated)),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=RECONCILE_CHECK,
+                passed=not problems,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "records_read": read,
+                    "records_stored": stored,
+                    "records_quarantined": quarantined,
+                    "problems": MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
+                },
+            )
+        ],
+    )
+
+
+def incident_record(incident: Incident) -> dict:
+    return dataclasses.asdict(incident) | {"incident_id": incident.incident_id}
+
+
+def incident_from_record(record: dict) -> Incident:
+    fields = {f.name for f in dataclasses.fields(Incident)}
+    return Incident(**{k: v for k, v in record.items() if k in fields})
+
+
+def incidents_markdown(incidents: list[Incident]) -> str:
+    """An escaped Markdown table: group values come from log records."""
+    if not incidents:
+        return "No incidents."
+    lines = ["| start | end | group | peak | events | id |", "|---|---|---|---:|---:|---|"]
+    lines += [
+        f"| {iso_utc(i.start_us)} | {iso_utc(i.end_us)} | "
+        f"{escape_markdown(i.group) if i.group is not None else '—'} | "
+        f"{i.peak_count} | {i.event_count} | {i.incident_id} |"
+        for i in incidents
+    ]
+    return "\n".join(lines)
+
+
+def detect_day(home: Home, rule: SlidingWindowRule, day: str) -> list[Incident]:
+    """The rule's incidents starting on `day`, with the neighbouring days it needs."""
+    data_days = days_with_data(home)
+    last_data_day = dt.date.fromisoformat(max(data_days)) if data_days else dt.date.min
+
+    def load(first: dt.date, last: dt.date):
+        days = [str(first + dt.timedelta(days=n)) for n in range((last - first).days + 1)]
+        return read_events(home, rule, [d for d in days if d in data_days])
+
+    return detect_for_day(rule, dt.date.fromisoformat(day), load, last_data_day)
+
+
+def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
+    """One daily asset per registered rule; threshold, window and severities are run config."""
+
+    @asset(
+        name=rule.name,
+        description=rule.description or None,
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=[
+            AssetDep(
+                validated_logs,
+                partition_mapping=TimeWindowPartitionMapping(
+                    start_offset=-lookback_days(rule),
+                    end_offset=1,
+                    allow_nonexistent_upstream_partitions=True,
+                ),
+            )
+        ],
+        config_schema={
+            "threshold": Field(int, default_value=rule.threshold),
+            "window_seconds": Field(float, default_value=float(rule.window_seconds)),
+            "severities": Field([str], default_value=sorted(rule.severities)),
+        },
+        group_name="alerts",
+        kinds={"python"},
+    )
+    def _rule_asset(context: AssetExecutionContext, alert_home: AlertHome) -> MaterializeResult:
+        config = context.op_config
+        configured = rule.with_overrides(
+            threshold=config["threshold"],
+            window_seconds=config["window_seconds"],
+            severities=frozenset(config["severities"]),
+        )
+        home = alert_home.home()
+        found: list[Incident] = []
+        for day in context.partition_keys:
+            incidents = detect_day(home, configured, day)
+            write_incidents(home, rule.name, day, [incident_record(i) for i in incidents])
+            found += incidents
+        return MaterializeResult(
+            metadata={
+                "incident_count": len(found),
+                "threshold": configured.threshold,
+                "window_seconds": configured.window_seconds,
+                "group_by": configured.group_by or "—",
+                "incidents": MetadataValue.md(incidents_markdown(found)),
+            }
+        )
+
+    return _rule_asset
+
+
+rule_assets = [build_rule_asset(rule) for rule in RULES]
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[validated_logs, *rule_assets],
+    group_name="alerts",
+    kinds={"json", "html"},
+)
+def alert_report(context: AssetExecutionContext, alert_home: AlertHome) -> MaterializeResult:
+    """The day's incidents of every rule, record counts and a plot, as JSON, Markdown and HTML."""
+    home = alert_home.home()
+    severities = frozenset().union(*(rule.severities for rule in RULES)) or DEFAULT_SEVERITIES
+    reports = []
+    for day in context.partition_keys:
+        incidents = [
+            incident_from_record(record)
+            for rule in RULES
+            for record in read_incidents(home, rule.name, day) or []
+        ]
+        counts = day_counts(home, day)
+        report = DayReport(
+            partition=day,
+            stored=counts.stored,
+            quarantined=counts.quarantined,
+            incidents=tuple(incidents),
+            fatal_per_minute=fatal_per_minute(home, day, severities),
+            quarantine_reasons=quarantine_reasons(home, day),
+        )
+        paths = write_report(report, home.reports)
+        reports.append((report, paths))
+    last_report, last_paths = reports[-1]
+    metadata = {
+        "incident_count": sum(len(r.incidents) for r, _ in reports),
+        "records_stored": sum(r.stored for r, _ in reports),
+        "records_quarantined": sum(r.quarantined for r, _ in reports),
+        "report": MetadataValue.md(
+            render_markdown(last_report, plot_fatal_per_minute(last_report))
+        ),
+        "json_path": MetadataValue.path(str(last_paths["json"])),
+        "html_path": MetadataValue.path(str(last_paths["html"])),
+    }
+    for rule in RULES:
+        metadata[f"incidents_{rule.name}"] = sum(
+            1 for r, _ in reports for i in r.incidents if i.rule == rule.name
+        )
+    return MaterializeResult(metadata=metadata)

@@ -1,0 +1,376 @@
+"""Reading one log file: header detection, streaming CSV parsing, typing and validation per batch.
+
+A file is read in blocks by Arrow's multi-threaded CSV reader with every field as text (no type
+inference), then each batch is typed with vectorized Arrow kernels and validated against the Pandera
+model. Valid records come out as typed Arrow batches; invalid ones as `Rejection`s naming the file,
+the record number (1-based, header excluded), the column and the reason. Nothing is written here.
+"""
+
+import csv
+import gzip
+import io
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.errors
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from alert_pipeline.schema import (
+    ARROW_SCHEMA,
+    BOOLEAN_COLUMNS,
+    CATEGORY_COLUMNS,
+    COLUMNS,
+    INTEGER_COLUMNS,
+    REQUIRED_COLUMNS,
+    TIME_COLUMN,
+    ValidatedLog,
+)
+
+BLOCK_SIZE = 16 << 20
+HEAD_BYTES = 4 << 20
+MICROS = 1_000_000
+NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+INTEGER = r"^\s*[+-]?\d{1,18}\s*$"
+TRUE_VALUES = ["true", "1"]
+BOOLEAN_VALUES = ["true", "false", "1", "0"]
+TYPED_SCHEMA = pa.schema([field.with_nullable(True) for field in ARROW_SCHEMA])
+PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+class FileRejected(Exception):
+    """The whole file cannot be read as log records (bad header, not CSV, not gzip, …)."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """Column names in file order, and whether the first record is a header to skip."""
+
+    names: tuple[str, ...]
+    skip_first_record: bool
+    kind: str
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Accepted record times, µs since epoch: [start_us, end_us)."""
+
+    start_us: int
+    end_us: int
+
+
+@dataclass
+class Rejections:
+    """Invalid records of one batch: parallel lists, so a file with many of them stays cheap."""
+
+    record_numbers: list[int | None]
+    columns: list[str | None]
+    reasons: list[str]
+    raws: list[str]
+    days_us: list[int | None]
+
+    @classmethod
+    def empty(cls) -> "Rejections":
+        return cls([], [], [], [], [])
+
+    def __len__(self) -> int:
+        return len(self.record_numbers)
+
+    def extend(self, other: "Rejections") -> None:
+        self.record_numbers += other.record_numbers
+        self.columns += other.columns
+        self.reasons += other.reasons
+        self.raws += other.raws
+        self.days_us += other.days_us
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def read_header(path: Path) -> Header:
+    """Decide how the file names its columns, from its first record."""
+    try:
+        with _open_binary(path) as handle:
+            head = handle.read(HEAD_BYTES)
+    except (OSError, EOFError) as error:
+        raise FileRejected(f"cannot read {path.name}: {error}") from error
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:
+            raise FileRejected(f"{path.name} is not UTF-8 text: {error}") from error
+        text = head[: error.start].decode("utf-8")
+    first = next(csv.reader(io.StringIO(text)), None)
+    if not first:
+        raise FileRejected(f"{path.name} is empty: no header and no records")
+    fields = [f.strip() for f in first]
+    lowered = [f.lower() for f in fields]
+    if lowered == [str(i) for i in range(len(COLUMNS))]:
+        return Header(COLUMNS, True, "positional")
+    if any(f in COLUMNS for f in lowered):
+        missing = sorted(set(COLUMNS) - set(lowered))
+        unexpected = sorted(set(lowered) - set(COLUMNS))
+        duplicated = sorted({f for f in lowered if lowered.count(f) > 1})
+        if missing or unexpected or duplicated:
+            raise FileRejected(
+                f"{path.name}: header does not match the 24 log columns "
+                f"(missing: {', '.join(missing) or 'none'}; "
+                f"unexpected: {', '.join(unexpected) or 'none'}"
+                + (f"; duplicated: {', '.join(duplicated)}" if duplicated else "")
+                + ")"
+            )
+        return Header(tuple(lowered), True, "names")
+    if len(fields) == len(COLUMNS):
+        return Header(COLUMNS, False, "none")
+    raise FileRejected(
+        f"{path.name}: first record has {len(fields)} fields and is not a header; expected the "
+        f"24 column names, the positional header 0,1,…,23, or 24 fields of data"
+    )
+
+
+def _raw_lines(strings: pa.Table) -> pa.Array:
+    """Records as CSV text again, for the quarantine's `raw` column."""
+    quoted = []
+    for column in strings.columns:
+        text = pc.fill_null(column, "")
+        needs_quotes = pc.match_substring_regex(text, r'[",\r\n]')
+        escaped = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+        quoted.append(pc.if_else(needs_quotes, escaped, text))
+    return pc.binary_join_element_wise(*quoted, ",")
+
+
+def _truncate(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class BatchTyper:
+    """Turns one batch of text fields into typed columns, collecting what does not fit."""
+
+    def __init__(self, strings: pa.Table, time_range: TimeRange) -> None:
+        self.strings = strings
+        self.time_range = time_range
+        self.invalid = np.zeros(strings.num_rows, dtype=bool)
+        self.problems: list[tuple[str, np.ndarray, str]] = []
+
+    def _flag(self, column: str, mask: pa.Array | np.ndarray, reason: str) -> None:
+        bad = np.asarray(pc.fill_null(mask, False)) if isinstance(mask, pa.Array) else mask
+        if bad.any():
+            self.invalid |= bad
+            self.problems.append((column, bad, reason))
+
+    def _parse(self, name: str, text: pa.Array) -> pa.Array:
+        if name in REQUIRED_COLUMNS:
+            blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), True)
+            self._flag(name, blank, "missing")
+        if name == TIME_COLUMN:
+            return self._parse_time(text)
+        if name in INTEGER_COLUMNS:
+            ok = pc.match_substring_regex(text, INTEGER)
+            self._flag(name, pc.invert(ok), "not an integer")
+            return pc.cast(pc.if_else(ok, pc.utf8_trim_whitespace(text), None), pa.int64())
+        if name in BOOLEAN_COLUMNS:
+            lowered = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+            self._flag(
+                name,
+                pc.invert(pc.is_in(lowered, pa.array(BOOLEAN_VALUES))),
+                "not a boolean (True/False/1/0)",
+            )
+            return pc.if_else(pc.is_null(text), None, pc.is_in(lowered, pa.array(TRUE_VALUES)))
+        if name in CATEGORY_COLUMNS:
+            return pc.dictionary_encode(text).cast(ARROW_SCHEMA.field(name).type)
+        return text
+
+    def _parse_time(self, text: pa.Array) -> pa.Array:
+        ok = pc.fill_null(pc.match_substring_regex(text, NUMBER), False)
+        self._flag(TIME_COLUMN, pc.and_(pc.invert(ok), pc.is_valid(text)), "not a number")
+        seconds = pc.cast(pc.if_else(ok, pc.utf8_trim_whitespace(text), None), pa.float64())
+        micros = np.round(np.asarray(pc.fill_null(seconds, 0.0)) * MICROS)
+        in_range = (micros >= self.time_range.start_us) & (micros < self.time_range.end_us)
+        self._flag(
+            TIME_COLUMN,
+            np.asarray(ok) & ~in_range,
+            "outside the accepted time range (epoch seconds expected)",
+        )
+        self.day_us = np.where(np.asarray(ok) & in_range, micros, np.nan)
+        return pa.array(micros.astype(np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+
+    def typed(self) -> pa.Table:
+        arrays = [self._parse(name, self.strings.column(name).combine_chunks()) for name in COLUMNS]
+        return pa.Table.from_arrays(arrays, schema=TYPED_SCHEMA)
+
+
+def _pandera_failures(table: pa.Table) -> dict[int, list[str]]:
+    """Row → failed checks, by the Pandera model: the source of truth for what is valid."""
+    frame = table.to_pandas(types_mapper=PANDAS_TYPES.get)
+    try:
+        ValidatedLog.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as errors:
+        failures: dict[int, list[str]] = {}
+        cases = errors.failure_cases
+        for column, check, index in zip(
+            cases["column"], cases["check"], cases["index"], strict=True
+        ):
+            if index is None or pd.isna(index):
+                raise
+            failures.setdefault(int(index), []).append(f"{column}: {check}")
+        return failures
+    return {}
+
+
+def type_batch(
+    strings: pa.Table, first_ordinal: int, time_range: TimeRange
+) -> tuple[pa.Table, Rejections]:
+    """Typed valid records of a text batch, and the rejected ones with their reasons."""
+    typer = BatchTyper(strings, time_range)
+    typed = typer.typed()
+    invalid = typer.invalid
+    checked = typed.filter(pa.array(~invalid))
+    pandera_failures = _pandera_failures(checked) if checked.num_rows else {}
+    if pandera_failures:
+        positions = np.flatnonzero(~invalid)[sorted(pandera_failures)]
+        invalid[positions] = True
+    rejected = np.flatnonzero(invalid)
+    rejections = Rejections.empty()
+    if len(rejected):
+        raws = _raw_lines(strings.take(pa.array(rejected))).to_pylist()
+        pandera_reasons = dict(
+            zip(
+                np.flatnonzero(~typer.invalid)[sorted(pandera_failures)],
+                (pandera_failures[k] for k in sorted(pandera_failures)),
+                strict=True,
+            )
+        )
+        for row, raw in zip(rejected, raws, strict=True):
+            messages = [
+                (
+                    column,
+                    f"{column}: {reason} ({_truncate(strings.column(column)[int(row)].as_py())})",
+                )
+                for column, bad, reason in typer.problems
+                if bad[row]
+            ] + [(m.split(":")[0], m) for m in pandera_reasons.get(row, [])]
+            day = typer.day_us[row]
+            rejections.record_numbers.append(first_ordinal + int(row) + 1)
+            rejections.columns.append(messages[0][0] if messages else None)
+            rejections.reasons.append("; ".join(m for _, m in messages))
+            rejections.raws.append(raw)
+            rejections.days_us.append(None if np.isnan(day) else int(day))
+    valid = typed.filter(pa.array(~invalid)).cast(ARROW_SCHEMA)
+    return valid, rejections
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Valid records and rejections; the last batch of a file may carry `skipped_records`:
+    record numbers Arrow skipped, after which earlier record numbers must be shifted."""
+
+    valid: pa.Table
+    rejections: Rejections
+    skipped_records: tuple[int, ...] = ()
+
+
+def renumber(parsed_numbers: list[int | None], skipped: tuple[int, ...]) -> list[int | None]:
+    """Record numbers among parsed records → record numbers in the file, given skipped ones."""
+    if not skipped:
+        return parsed_numbers
+    gaps = np.asarray(skipped, dtype=np.int64) - np.arange(1, len(skipped) + 1)
+    return [
+        None if n is None else n + int(np.searchsorted(gaps, n, side="left"))
+        for n in parsed_numbers
+    ]
+
+
+class _InvalidRows:
+    """Collects records with the wrong number of fields (Arrow skips them), thread-safely."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, row: pacsv.InvalidRow) -> str:
+        with self._lock:
+            self.rows.append((row.actual_columns, row.text))
+        return "skip"
+
+
+def read_batches(
+    path: Path, time_range: TimeRange, header: Header | None = None
+) -> Iterator[Batch]:
+    """Stream a file as typed, validated batches. Raises `FileRejected` if it cannot be parsed.
+
+    The last batch carries the records with the wrong number of fields, numbered by a second,
+    sequential pass over the file that only happens when there are such records.
+    """
+    header = header or read_header(path)
+    invalid_rows = _InvalidRows()
+    stream = pa.input_stream(str(path), compression="gzip" if path.name.endswith(".gz") else None)
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(
+                column_names=list(header.names),
+                skip_rows=1 if header.skip_first_record else 0,
+                block_size=BLOCK_SIZE,
+            ),
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=invalid_rows
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in COLUMNS},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        parsed = 0
+        for record_batch in reader:
+            strings = pa.Table.from_batches([record_batch]).select(list(COLUMNS))
+            valid, rejections = type_batch(strings, parsed, time_range)
+            parsed += strings.num_rows
+            yield Batch(valid, rejections)
+    except (pa.ArrowInvalid, OSError, EOFError) as error:
+        raise FileRejected(f"{path.name}: cannot be parsed as CSV: {error}") from error
+    finally:
+        stream.close()
+    if invalid_rows.rows:
+        rejections, numbers = _wrong_field_counts(path, header, invalid_rows)
+        yield Batch(ARROW_SCHEMA.empty_table(), rejections, numbers)
+
+
+def _wrong_field_counts(
+    path: Path, header: Header, skipped: _InvalidRows
+) -> tuple[Rejections, tuple[int, ...]]:
+    """Records Arrow skipped for their field count, numbered by a sequential pass over the file.
+
+    If that pass disagrees with Arrow on how many there are, the numbers are left unknown rather
+    than guessed.
+    """
+    numbers: list[tuple[int, int, str]] = []
+    with _open_binary(path) as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
+        records = csv.reader(text)
+        if header.skip_first_record:
+            next(records, None)
+        for number, record in enumerate((r for r in records if r), start=1):
+            if len(record) != len(COLUMNS):
+                numbers.append((number, len(record), ",".join(record)))
+    agree = len(numbers) == len(skipped.rows)
+    rows = numbers if agree else [(None, fields, text) for fields, text in skipped.rows]
+    rejections = Rejections.empty()
+    for number, fields, text in rows:
+        rejections.record_numbers.append(number)
+        rejections.columns.append(None)
+        rejections.reasons.append(f"expected {len(COLUMNS)} fields, found {fields}")
+        rejections.raws.append(text)
+        rejections.days_us.append(None)
+    return rejections, tuple(n for n, _, _ in numbers) if agree else ()

@@ -1,0 +1,227 @@
+"""Alert rules: exact sliding-window burst detection, and the registry of rules that become assets.
+
+Semantics (docs: alert-semantics): within a group, events sorted by time t[0] ≤ t[1] ≤ …; a breach
+at event i means i ≥ k and t[i] − t[i−k] < W; breach events closer than W form one incident. Times
+are integer microseconds so that "exactly W apart" is decided exactly.
+"""
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+MICROS_PER_SECOND = 1_000_000
+MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
+DEFAULT_SEVERITIES: frozenset[str] = frozenset({"error", "fatal"})
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One burst of one group: the state of an alert, not one row per breaching event."""
+
+    rule: str
+    group_by: str | None
+    group: str | None
+    start_us: int
+    end_us: int
+    peak_count: int
+    event_count: int
+    threshold: int
+    window_us: int
+    last_breach_us: int
+
+    @property
+    def incident_id(self) -> str:
+        """Stable across re-runs and backfills, so a notifier can de-duplicate."""
+        key = f"{self.rule}|{self.group if self.group is not None else ''}|{self.start_us}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    @property
+    def day(self) -> dt.date:
+        """An incident belongs to the UTC day of its start."""
+        return day_of_us(self.start_us)
+
+
+@dataclass(frozen=True)
+class Events:
+    """Fatal events of one rule: times (µs since epoch, UTC) and, for grouped rules, group labels."""
+
+    times_us: np.ndarray
+    groups: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.groups is not None and len(self.groups) != len(self.times_us):
+            raise ValueError("times and groups must have the same length")
+
+
+@dataclass(frozen=True)
+class SlidingWindowRule:
+    """More than `threshold` events within less than `window_seconds`, per `group_by` value."""
+
+    name: str
+    threshold: int
+    window_seconds: float
+    group_by: str | None = None
+    severities: frozenset[str] = field(default=DEFAULT_SEVERITIES)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1:
+            raise ValueError(f"rule {self.name}: threshold must be at least 1")
+        if self.window_seconds <= 0:
+            raise ValueError(f"rule {self.name}: window_seconds must be positive")
+        object.__setattr__(
+            self, "severities", frozenset(s.strip().lower() for s in self.severities)
+        )
+
+    @property
+    def window_us(self) -> int:
+        return round(self.window_seconds * MICROS_PER_SECOND)
+
+    @property
+    def columns(self) -> list[str]:
+        """The only columns this rule reads from storage."""
+        return ["date", "severity"] + ([self.group_by] if self.group_by else [])
+
+    def with_overrides(self, **overrides: object) -> "SlidingWindowRule":
+        """The same rule with configured threshold / window / severities (None keeps the default)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def detect(self, events: Events) -> list[Incident]:
+        """All incidents in `events`, exact, vectorized over events (a loop only over incidents)."""
+        return detect_incidents(events, self)
+
+
+def _sorted_events(events: Events) -> tuple[np.ndarray, np.ndarray, list]:
+    """Times sorted by (group, time), with integer group codes and the code → label table."""
+    times = np.asarray(events.times_us, dtype=np.int64)
+    if events.groups is None:
+        order = np.argsort(times, kind="stable")
+        return times[order], np.zeros(len(times), dtype=np.int64), [None]
+    labels, codes = np.unique(np.asarray(events.groups, dtype=object), return_inverse=True)
+    order = np.lexsort((times, codes))
+    return times[order], codes[order].astype(np.int64), list(labels)
+
+
+def _group_keys(times: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """One sortable int64 key per event: group code × span + time offset, and the span, so that
+    searching by key never crosses into another group."""
+    origin = int(times.min())
+    span = int(times.max()) - origin + 1
+    if (int(codes.max()) + 1) * span >= 2**62:
+        raise ValueError("too many groups over too long a time span for one detection call")
+    return codes * span + (times - origin), span
+
+
+def detect_incidents(events: Events, rule: SlidingWindowRule) -> list[Incident]:
+    """Exact incidents of `rule` over `events` (see module docstring)."""
+    times, codes, labels = _sorted_events(events)
+    k, w = rule.threshold, rule.window_us
+    n = len(times)
+    if n <= k:
+        return []
+    breach = np.zeros(n, dtype=bool)
+    breach[k:] = (codes[k:] == codes[:-k]) & (times[k:] - times[:-k] < w)
+    idx = np.flatnonzero(breach)
+    if len(idx) == 0:
+        return []
+    keys, span = _group_keys(times, codes)
+    bt, bc = times[idx], codes[idx]
+    # Window count at i: events of the group with time in (t[i] − W, t[i]] (not before the group).
+    last_at_or_before = np.searchsorted(keys, keys[idx], side="right")
+    window_floor = np.maximum(keys[idx] - w, bc * span - 1)
+    first_in_window = np.searchsorted(keys, window_floor, side="right")
+    window_counts = last_at_or_before - first_in_window
+    # Cut into incidents where the group changes or consecutive breaches are W or more apart.
+    new_incident = np.ones(len(idx), dtype=bool)
+    new_incident[1:] = (bc[1:] != bc[:-1]) | (bt[1:] - bt[:-1] >= w)
+    starts = np.flatnonzero(new_incident)
+    ends = np.append(starts[1:], len(idx)) - 1
+    peaks = np.maximum.reduceat(window_counts, starts)
+    first, last = idx[starts], idx[ends]
+    # event_count: events of the group with time in [t[a − k], t[b]].
+    lo = np.searchsorted(keys, keys[first - k], side="left")
+    hi = np.searchsorted(keys, keys[last], side="right")
+    return [
+        Incident(
+            rule=rule.name,
+            group_by=rule.group_by,
+            group=None if labels[c] is None else str(labels[c]),
+            start_us=int(times[a]),
+            end_us=int(times[b - k]) + w,
+            peak_count=int(p),
+            event_count=int(h - lw),
+            threshold=k,
+            window_us=w,
+            last_breach_us=int(times[b]),
+        )
+        for a, b, c, p, lw, h in zip(first, last, codes[first], peaks, lo, hi, strict=True)
+    ]
+
+
+def day_of_us(time_us: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=time_us // MICROS_PER_DAY)
+
+
+def day_start_us(day: dt.date) -> int:
+    return (day - dt.date(1970, 1, 1)).days * MICROS_PER_DAY
+
+
+def lookback_days(rule: SlidingWindowRule) -> int:
+    """Whole days before a partition needed to decide its breaches and continuations (2·W)."""
+    return -(-2 * rule.window_us // MICROS_PER_DAY)
+
+
+def incidents_for_day(
+    rule: SlidingWindowRule, day: dt.date, events: Events, loaded_until_us: int
+) -> tuple[list[Incident], bool]:
+    """Incidents of `rule` that start on `day`, from the events loaded over [day − 2·W, loaded_until).
+
+    Missing earlier events can only hide breaches, never invent them, and every breach from
+    day − W on sees its whole window, so an incident is attributed to `day` exactly. The second
+    value says whether all of them are complete: one whose last breach is less than W before
+    `loaded_until_us` could go on in data not loaded yet, and the caller should load more.
+    """
+    lower = day_start_us(day)
+    mine = [i for i in rule.detect(events) if lower <= i.start_us < lower + MICROS_PER_DAY]
+    complete = all(i.last_breach_us + i.window_us <= loaded_until_us for i in mine)
+    return mine, complete
+
+
+def detect_for_day(
+    rule: SlidingWindowRule,
+    day: dt.date,
+    load_events: Callable[[dt.date, dt.date], Events],
+    last_data_day: dt.date,
+) -> list[Incident]:
+    """Incidents starting on `day`, loading the days it needs: 2·W before, and after it until
+    every incident has ended (usually the next day is enough) or the data runs out."""
+    first = day - dt.timedelta(days=lookback_days(rule))
+    last = day + dt.timedelta(days=1)
+    while True:
+        events = load_events(first, last)
+        until_us = day_start_us(last + dt.timedelta(days=1))
+        incidents, complete = incidents_for_day(rule, day, events, until_us)
+        if complete or last >= last_data_day:
+            return incidents
+        last += dt.timedelta(days=1)
+
+
+# The registry: one Dagster asset is built per entry. Add a rule by adding an entry here.
+RULES: tuple[SlidingWindowRule, ...] = (
+    SlidingWindowRule(
+        name="fatal_errors_per_minute",
+        threshold=10,
+        window_seconds=60,
+        description="More than 10 fatal errors in less than a minute, over all traffic.",
+    ),
+    SlidingWindowRule(
+        name="fatal_errors_per_bundle_per_hour",
+        threshold=10,
+        window_seconds=3600,
+        group_by="bundle_id",
+        description="More than 10 fatal errors in less than an hour for one app (bundle_id).",
+    ),
+)

@@ -1,0 +1,115 @@
+"""The 24-column log record: names, types, nullability and value checks, in one Pandera model.
+
+Everything else (the loader's Arrow types, which fields are required, the Parquet schema, the
+column table shown in Dagster) is derived from `ValidatedLog`, so changing a column here changes it
+everywhere.
+"""
+
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as arrow
+from pandera.typing import Series
+
+# The positional order of the original data set; used when a file has no header or `0,1,…,23`.
+COLUMNS: tuple[str, ...] = (
+    "error_code",
+    "error_message",
+    "severity",
+    "log_location",
+    "mode",
+    "model",
+    "graphics",
+    "session_id",
+    "sdkv",
+    "test_mode",
+    "flow_id",
+    "flow_type",
+    "sdk_date",
+    "publisher_id",
+    "game_id",
+    "bundle_id",
+    "appv",
+    "language",
+    "os",
+    "adv_id",
+    "gdpr",
+    "ccpa",
+    "country_code",
+    "date",
+)
+
+TIME_COLUMN = "date"
+TIMESTAMP = pd.DatetimeTZDtype(unit="us", tz="UTC")
+
+
+class ValidatedLog(pa.DataFrameModel):
+    """One valid log record. `sdk_date` stays text: its format depends on the device locale."""
+
+    error_code: Series[pd.Int64Dtype] = pa.Field(nullable=True)
+    error_message: Series[str] = pa.Field(nullable=True)
+    severity: Series[pd.CategoricalDtype] = pa.Field(nullable=False, str_length={"min_value": 1})
+    log_location: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    mode: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    model: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    graphics: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    session_id: Series[str] = pa.Field(nullable=True)
+    sdkv: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    test_mode: Series[pd.BooleanDtype] = pa.Field(nullable=True)
+    flow_id: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    flow_type: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    sdk_date: Series[str] = pa.Field(nullable=True)
+    publisher_id: Series[str] = pa.Field(nullable=True)
+    game_id: Series[str] = pa.Field(nullable=True)
+    bundle_id: Series[pd.CategoricalDtype] = pa.Field(nullable=False, str_length={"min_value": 1})
+    appv: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    language: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    os: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    adv_id: Series[str] = pa.Field(nullable=True)
+    gdpr: Series[pd.BooleanDtype] = pa.Field(nullable=True)
+    ccpa: Series[pd.BooleanDtype] = pa.Field(nullable=True)
+    country_code: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
+    date: Series[TIMESTAMP] = pa.Field(nullable=False)  # type: ignore[valid-type]
+
+    class Config:
+        strict = True
+        ordered = True
+        coerce = False
+
+
+SCHEMA = ValidatedLog.to_schema()
+
+
+def _arrow_type(dtype: str) -> arrow.DataType:
+    if dtype == "Int64":
+        return arrow.int64()
+    if dtype == "boolean":
+        return arrow.bool_()
+    if dtype == "category":
+        return arrow.dictionary(arrow.int32(), arrow.string())
+    if dtype.startswith("datetime64[us"):
+        return arrow.timestamp("us", tz="UTC")
+    if dtype in ("str", "object"):
+        return arrow.string()
+    raise ValueError(f"no Arrow type for Pandera dtype {dtype!r}")
+
+
+ARROW_SCHEMA: arrow.Schema = arrow.schema(
+    [
+        arrow.field(name, _arrow_type(str(column.dtype)), nullable=column.nullable)
+        for name, column in SCHEMA.columns.items()
+    ]
+)
+REQUIRED_COLUMNS: frozenset[str] = frozenset(
+    name for name, column in SCHEMA.columns.items() if not column.nullable
+)
+BOOLEAN_COLUMNS: tuple[str, ...] = tuple(
+    field.name for field in ARROW_SCHEMA if field.type == arrow.bool_()
+)
+INTEGER_COLUMNS: tuple[str, ...] = tuple(
+    field.name for field in ARROW_SCHEMA if field.type == arrow.int64()
+)
+CATEGORY_COLUMNS: tuple[str, ...] = tuple(
+    field.name for field in ARROW_SCHEMA if arrow.types.is_dictionary(field.type)
+)
+
+assert tuple(SCHEMA.columns) == COLUMNS, "the Pandera model must list the columns in file order"

@@ -1,0 +1,502 @@
+"""The home folder on disk: landing, typed Parquet per UTC day, quarantine, the ledger of ingested
+file versions, and the reads the rules and the report need.
+
+Layout under the home folder:
+    incoming/                                      files to ingest (.csv, .csv.gz), any name
+    warehouse/validated_logs/date=D/<source>.parquet   valid records of one source file for day D
+    warehouse/incidents/<rule>/date=D.json         incidents of one rule starting on day D
+    warehouse/ledger/<source>.json                 what each ingested file version contributed
+    quarantine/date=D/<source>.parquet             rejected records with file, record, column, reason
+    quarantine/files/<name> (+ .reason.txt)        files rejected whole
+    reports/D/alert_report.{json,md,html}
+
+A source is one landing file name; its Parquet part per day is replaced as a whole when a new
+version of that file arrives, so re-ingesting never duplicates rows. Every write is temp + rename.
+"""
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from alert_pipeline.loader import (
+    FileRejected,
+    Rejections,
+    TimeRange,
+    read_batches,
+    read_header,
+    renumber,
+)
+from alert_pipeline.rules import MICROS_PER_DAY, Events, SlidingWindowRule, day_of_us, day_start_us
+from alert_pipeline.schema import ARROW_SCHEMA
+
+LOG_SUFFIXES = (".csv", ".csv.gz")
+IN_PROGRESS_SUFFIXES = (".tmp", ".part")
+UNDATED = "undated"
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("record_number", pa.int64()),
+        ("column", pa.string()),
+        ("reason", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths of one pipeline home folder."""
+
+    root: Path
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def validated(self) -> Path:
+        return self.root / "warehouse" / "validated_logs"
+
+    @property
+    def incidents(self) -> Path:
+        return self.root / "warehouse" / "incidents"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "warehouse" / "ledger"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def rejected_files(self) -> Path:
+        return self.root / "quarantine" / "files"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def dagster(self) -> Path:
+        return self.root / "dagster"
+
+    def day_dir(self, day: str) -> Path:
+        return self.validated / f"date={day}"
+
+    def quarantine_dir(self, day: str) -> Path:
+        return self.quarantine / f"date={day}"
+
+    def create(self) -> "Home":
+        for folder in (self.incoming, self.validated, self.ledger, self.quarantine, self.reports):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@dataclass
+class DayCounts:
+    read: int = 0
+    stored: int = 0
+    quarantined: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"read": self.read, "stored": self.stored, "quarantined": self.quarantined}
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one landing file in one ingestion pass."""
+
+    name: str
+    status: str  # ingested | unchanged | duplicate | rejected
+    reason: str = ""
+    days: dict[str, DayCounts] = field(default_factory=dict)
+    changed_days: set[str] = field(default_factory=set)
+
+    @property
+    def read(self) -> int:
+        return sum(c.read for c in self.days.values())
+
+    @property
+    def stored(self) -> int:
+        return sum(c.stored for c in self.days.values())
+
+    @property
+    def quarantined(self) -> int:
+        return sum(c.quarantined for c in self.days.values())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def atomic_write_json(path: Path, document: object) -> None:
+    atomic_write_bytes(path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+def source_id(name: str) -> str:
+    """A file-system-safe id for a landing file name: its parts are named after it."""
+    return hashlib.sha256(name.encode()).hexdigest()[:20]
+
+
+def content_hash(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def landing_files(incoming: Path) -> list[Path]:
+    """Log files waiting in the landing folder (writers' *.tmp / *.part names are not ready)."""
+    if not incoming.is_dir():
+        return []
+    return sorted(
+        path
+        for path in incoming.rglob("*")
+        if path.name.endswith(LOG_SUFFIXES)
+        and not path.name.startswith(".")
+        and not path.name.endswith(IN_PROGRESS_SUFFIXES)
+        and path.is_file()
+    )
+
+
+@contextmanager
+def home_lock(home: Home) -> Iterator[None]:
+    """One ingestion at a time per home: concurrent runs wait instead of racing on the same file."""
+    home.root.mkdir(parents=True, exist_ok=True)
+    with open(home.root / ".ingest.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_ledger(home: Home) -> dict[str, dict]:
+    """Ledger entries by landing file name."""
+    entries = {}
+    if home.ledger.is_dir():
+        for path in sorted(home.ledger.glob("*.json")):
+            entry = json.loads(path.read_text())
+            entries[entry["file"]] = entry
+    return entries
+
+
+class _DayWriters:
+    """Open Parquet writers, one per UTC day a file's records fall on, writing to temp names."""
+
+    def __init__(self, home: Home, source: str) -> None:
+        self.home, self.source = home, source
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.temps: dict[str, Path] = {}
+
+    def write(self, table: pa.Table) -> dict[str, int]:
+        if table.num_rows == 0:
+            return {}
+        days = pc.divide(table.column("date").cast(pa.int64()), MICROS_PER_DAY).to_numpy()
+        counts = {}
+        for day_number in np.unique(days):
+            day = str(dt.date(1970, 1, 1) + dt.timedelta(days=int(day_number)))
+            part = (
+                table
+                if len(counts) == 0 and (days == day_number).all()
+                else table.filter(pa.array(days == day_number))
+            )
+            self._writer(day).write_table(part)
+            counts[day] = part.num_rows
+        return counts
+
+    def _writer(self, day: str) -> pq.ParquetWriter:
+        if day not in self.writers:
+            folder = self.home.day_dir(day)
+            folder.mkdir(parents=True, exist_ok=True)
+            temp = folder / f".{self.source}.{os.getpid()}.tmp"
+            self.temps[day] = temp
+            self.writers[day] = pq.ParquetWriter(temp, ARROW_SCHEMA, compression="zstd")
+        return self.writers[day]
+
+    def close(self) -> dict[str, Path]:
+        for writer in self.writers.values():
+            writer.close()
+        return self.temps
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        for temp in self.temps.values():
+            temp.unlink(missing_ok=True)
+
+
+def _quarantine_table(name: str, rejections: Rejections) -> pa.Table:
+    return pa.table(
+        {
+            "file": pa.array([name] * len(rejections), pa.string()),
+            "record_number": pa.array(rejections.record_numbers, pa.int64()),
+            "column": pa.array(rejections.columns, pa.string()),
+            "reason": pa.array(rejections.reasons, pa.string()),
+            "raw": pa.array(rejections.raws, pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def ingest_file(
+    home: Home, path: Path, time_range: TimeRange, previous: dict | None
+) -> FileOutcome:
+    """Ingest one file version: stage its day parts, then swap them in and record it in the ledger.
+
+    A file that cannot be parsed at all is moved to quarantine/files with a reason, and what an
+    earlier version of it contributed stays as it was.
+    """
+    name = path.relative_to(home.incoming).as_posix()
+    source = source_id(name)
+    stat = path.stat()
+    digest = content_hash(path)
+    writers = _DayWriters(home, source)
+    counts: dict[str, DayCounts] = {}
+    rejections = Rejections.empty()
+    try:
+        header = read_header(path)
+        for batch in read_batches(path, time_range, header):
+            for day, stored in writers.write(batch.valid).items():
+                counts.setdefault(day, DayCounts()).stored += stored
+            if batch.skipped_records:
+                rejections.record_numbers = renumber(
+                    rejections.record_numbers, batch.skipped_records
+                )
+            rejections.extend(batch.rejections)
+    except FileRejected as rejected:
+        writers.abort()
+        return _reject_file(home, path, name, str(rejected))
+    temps = writers.close()
+    fallback_day = min(counts) if counts else UNDATED
+    rejected_by_day: dict[str, list[int]] = {}
+    for position, day_us in enumerate(rejections.days_us):
+        day = str(day_of_us(day_us)) if day_us is not None else fallback_day
+        rejected_by_day.setdefault(day, []).append(position)
+    quarantine_temps = {}
+    for day, positions in rejected_by_day.items():
+        table = _quarantine_table(name, rejections).take(pa.array(positions))
+        folder = home.quarantine_dir(day)
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{source}.{os.getpid()}.tmp"
+        pq.write_table(table, temp, compression="zstd")
+        quarantine_temps[day] = temp
+        counts.setdefault(day, DayCounts()).quarantined += len(positions)
+    for day_counts in counts.values():
+        day_counts.read = day_counts.stored + day_counts.quarantined
+    old_days = set(previous["days"]) if previous else set()
+    for day in old_days - set(counts):
+        (home.day_dir(day) / f"{source}.parquet").unlink(missing_ok=True)
+        (home.quarantine_dir(day) / f"{source}.parquet").unlink(missing_ok=True)
+    for day in counts:
+        final = home.day_dir(day) / f"{source}.parquet"
+        if day in temps:
+            os.replace(temps[day], final)
+        else:
+            final.unlink(missing_ok=True)
+        q_final = home.quarantine_dir(day) / f"{source}.parquet"
+        if day in quarantine_temps:
+            os.replace(quarantine_temps[day], q_final)
+        else:
+            q_final.unlink(missing_ok=True)
+    entry = {
+        "file": name,
+        "source": source,
+        "sha256": digest,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "header": header.kind,
+        "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
+        "days": {day: counts[day].as_dict() for day in sorted(counts)},
+    }
+    atomic_write_json(home.ledger / f"{source}.json", entry)
+    return FileOutcome(name, "ingested", days=counts, changed_days=set(counts) | old_days)
+
+
+def _reject_file(home: Home, path: Path, name: str, reason: str) -> FileOutcome:
+    target = home.rejected_files / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), target)
+    atomic_write_bytes(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode())
+    return FileOutcome(name, "rejected", reason=reason)
+
+
+def ingest_pending(home: Home, time_range: TimeRange) -> list[FileOutcome]:
+    """Ingest every landing file whose current version is not in the ledger yet.
+
+    Unchanged files (same size and mtime, or same content) are skipped; a file whose content was
+    already ingested under another name is recorded as a duplicate and adds no records.
+    """
+    home.create()
+    outcomes = []
+    with home_lock(home):
+        ledger = read_ledger(home)
+        by_content = {entry["sha256"]: name for name, entry in ledger.items()}
+        for path in landing_files(home.incoming):
+            name = path.relative_to(home.incoming).as_posix()
+            stat = path.stat()
+            previous = ledger.get(name)
+            if previous and (previous["size"], previous["mtime_ns"]) == (
+                stat.st_size,
+                stat.st_mtime_ns,
+            ):
+                continue
+            digest = content_hash(path)
+            if previous and previous["sha256"] == digest:
+                previous.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+                atomic_write_json(home.ledger / f"{previous['source']}.json", previous)
+                outcomes.append(FileOutcome(name, "unchanged"))
+                continue
+            if by_content.get(digest, name) != name:
+                entry = {
+                    "file": name,
+                    "source": source_id(name),
+                    "sha256": digest,
+                    "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns,
+                    "duplicate_of": by_content[digest],
+                    "days": {},
+                }
+                atomic_write_json(home.ledger / f"{entry['source']}.json", entry)
+                ledger[name] = entry
+                outcomes.append(
+                    FileOutcome(name, "duplicate", reason=f"same content as {by_content[digest]}")
+                )
+                continue
+            outcome = ingest_file(home, path, time_range, previous)
+            if outcome.status == "ingested":
+                by_content[digest] = name
+            outcomes.append(outcome)
+    return outcomes
+
+
+def day_counts(home: Home, day: str) -> DayCounts:
+    """Records read / stored / quarantined for one day according to the ledger."""
+    total = DayCounts()
+    for entry in read_ledger(home).values():
+        counts = entry["days"].get(day)
+        if counts:
+            total.read += counts["read"]
+            total.stored += counts["stored"]
+            total.quarantined += counts["quarantined"]
+    return total
+
+
+def _parts(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def stored_rows(home: Home, day: str) -> int:
+    """Rows actually in the day's Parquet parts (from their footers), to check the ledger."""
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in _parts(home.day_dir(day)))
+
+
+def quarantined_rows(home: Home, day: str) -> int:
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in _parts(home.quarantine_dir(day)))
+
+
+def quarantine_reasons(home: Home, day: str) -> dict[str, int]:
+    """Counts of rejected records per column-level reason kind for the day."""
+    counts: dict[str, int] = {}
+    for part in _parts(home.quarantine_dir(day)):
+        table = pq.read_table(part, columns=["column"])
+        for column in table.column("column").to_pylist():
+            key = column or "record"
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def days_with_data(home: Home) -> set[str]:
+    return {day for entry in read_ledger(home).values() for day in entry["days"] if day != UNDATED}
+
+
+def read_day_column(home: Home, day: str, columns: list[str]) -> pa.Table:
+    """The given columns of one day's valid records (empty table if none)."""
+    schema = pa.schema([ARROW_SCHEMA.field(c) for c in columns])
+    tables = [pq.read_table(part, columns=columns) for part in _parts(home.day_dir(day))]
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
+
+
+def fatal_mask(severity: pa.ChunkedArray, severities: Iterable[str]) -> pa.ChunkedArray:
+    """Case-insensitive severity membership, computed once per dictionary value, not per row."""
+    wanted = pa.array(sorted(severities), pa.string())
+    chunks = []
+    for chunk in severity.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            normal = pc.utf8_lower(pc.utf8_trim_whitespace(chunk.dictionary))
+            member = pc.fill_null(pc.is_in(normal, wanted), False)
+            chunks.append(pc.fill_null(pc.take(member, chunk.indices), False))
+        else:
+            normal = pc.utf8_lower(pc.utf8_trim_whitespace(chunk))
+            chunks.append(pc.fill_null(pc.is_in(normal, wanted), False))
+    return pa.chunked_array(chunks, pa.bool_())
+
+
+def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
+    """Fatal events of `rule` over the given days, reading only the columns the rule needs."""
+    tables = []
+    for day in days:
+        table = read_day_column(home, day, rule.columns)
+        if table.num_rows:
+            tables.append(table.filter(fatal_mask(table.column("severity"), rule.severities)))
+    if not tables:
+        return Events(np.zeros(0, dtype=np.int64), None if rule.group_by is None else np.zeros(0))
+    table = pa.concat_tables(tables, promote_options="permissive")
+    times = table.column("date").cast(pa.int64()).to_numpy()
+    if rule.group_by is None:
+        return Events(times)
+    groups = table.column(rule.group_by).cast(pa.string()).to_numpy(zero_copy_only=False)
+    return Events(times, groups)
+
+
+def fatal_per_minute(home: Home, day: str, severities: Iterable[str]) -> np.ndarray:
+    """Fatal events per minute of the UTC day (1440 counts), for the report's plot."""
+    table = read_day_column(home, day, ["date", "severity"])
+    counts = np.zeros(1440, dtype=np.int64)
+    if table.num_rows:
+        times = table.filter(fatal_mask(table.column("severity"), severities)).column("date")
+        start = day_start_us(dt.date.fromisoformat(day))
+        minutes = (times.cast(pa.int64()).to_numpy() - start) // (60 * 1_000_000)
+        counts += np.bincount(minutes, minlength=1440)[:1440]
+    return counts
+
+
+def severity_counts(home: Home, day: str) -> dict[str, int]:
+    table = read_day_column(home, day, ["severity"])
+    if table.num_rows == 0:
+        return {}
+    values = pc.value_counts(table.column("severity").cast(pa.string()))
+    return {
+        str(v["values"]): int(v["counts"])
+        for v in sorted(values.to_pylist(), key=lambda v: str(v["values"]))
+    }
+
+
+def write_incidents(home: Home, rule_name: str, day: str, incidents: list[dict]) -> Path:
+    path = home.incidents / rule_name / f"date={day}.json"
+    atomic_write_json(path, incidents)
+    return path
+
+
+def read_incidents(home: Home, rule_name: str, day: str) -> list[dict] | None:
+    path = home.incidents / rule_name / f"date={day}.json"
+    return json.loads(path.read_text()) if path.exists() else None
