@@ -218,7 +218,7 @@ def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
         kinds={"python"},
     )
     def _rule_asset(context: AssetExecutionContext, alert_home: AlertHome) -> MaterializeResult:
-        config = context.op_config
+        config = context.op_execution_context.op_config
         configured = rule.with_overrides(
             threshold=config["threshold"],
             window_seconds=config["window_seconds"],

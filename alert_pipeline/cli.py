@@ -98,7 +98,10 @@ def _materialize(home: Home, job_name: str, days: list[str]) -> None:
     from alert_pipeline.definitions import defs
 
     job = defs.resolve_job_def(job_name)
-    run_config = {"resources": {"alert_home": {"config": {"path": str(home.root)}}}}
+    run_config = {
+        "resources": {"alert_home": {"config": {"path": str(home.root)}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
     with dagster_instance(home) as instance:
         for first, last in _ranges(days):
             result = job.execute_in_process(

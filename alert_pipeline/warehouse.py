@@ -3,12 +3,15 @@ file versions, and the reads the rules and the report need.
 
 Layout under the home folder:
     incoming/                                      files to ingest (.csv, .csv.gz), any name
-    warehouse/validated_logs/date=D/<source>.parquet   valid records of one source file for day D
-    warehouse/incidents/<rule>/date=D.json         incidents of one rule starting on day D
+    warehouse/validated_logs/day=D/<source>.parquet    valid records of one source file for day D
+    warehouse/incidents/<rule>/day=D.json          incidents of one rule starting on day D
     warehouse/ledger/<source>.json                 what each ingested file version contributed
-    quarantine/date=D/<source>.parquet             rejected records with file, record, column, reason
+    quarantine/day=D/<source>.parquet              rejected records with file, record, column, reason
     quarantine/files/<name> (+ .reason.txt)        files rejected whole
     reports/D/alert_report.{json,md,html}
+
+Day folders are named `day=` (not `date=`) so that hive partitioning in pyarrow or DuckDB adds a
+`day` column instead of clashing with the records' own `date` column.
 
 A source is one landing file name; its Parquet part per day is replaced as a whole when a new
 version of that file arrives, so re-ingesting never duplicates rows. Every write is temp + rename.
@@ -94,10 +97,10 @@ class Home:
         return self.root / "dagster"
 
     def day_dir(self, day: str) -> Path:
-        return self.validated / f"date={day}"
+        return self.validated / f"day={day}"
 
     def quarantine_dir(self, day: str) -> Path:
-        return self.quarantine / f"date={day}"
+        return self.quarantine / f"day={day}"
 
     def create(self) -> "Home":
         for folder in (self.incoming, self.validated, self.ledger, self.quarantine, self.reports):
@@ -492,11 +495,11 @@ def severity_counts(home: Home, day: str) -> dict[str, int]:
 
 
 def write_incidents(home: Home, rule_name: str, day: str, incidents: list[dict]) -> Path:
-    path = home.incidents / rule_name / f"date={day}.json"
+    path = home.incidents / rule_name / f"day={day}.json"
     atomic_write_json(path, incidents)
     return path
 
 
 def read_incidents(home: Home, rule_name: str, day: str) -> list[dict] | None:
-    path = home.incidents / rule_name / f"date={day}.json"
+    path = home.incidents / rule_name / f"day={day}.json"
     return json.loads(path.read_text()) if path.exists() else None

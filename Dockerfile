@@ -1,0 +1,53 @@
+# One image for all three Dagster roles of alert_pipeline (see docker-compose.yml):
+#   user_code  dagster code-server start -h 0.0.0.0 -p 4000 -m alert_pipeline.definitions  (default CMD)
+#   webserver  dagster-webserver -h 0.0.0.0 -p 3000 -w /opt/dagster/dagster_home/workspace.yaml
+#   daemon     dagster-daemon run
+# Shape follows dagster-io/dagster examples/deploy_docker, folded into one image because the
+# webserver and daemon need the same dagster / dagster-postgres versions as the code server.
+# No secrets are baked in: Postgres credentials come from the environment at run time.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DAGSTER_HOME=/opt/dagster/dagster_home \
+    ALERT_PIPELINE_HOME=/opt/dagster/data \
+    MPLCONFIGDIR=/tmp/matplotlib
+
+# Non-root user. The directories that become named-volume mount points are created here and
+# owned by that user: Docker seeds an empty named volume with the image's directory (including
+# ownership), so the volumes are writable by the non-root user on first start.
+RUN groupadd --system --gid 10001 dagster \
+    && useradd --system --uid 10001 --gid dagster --home-dir /opt/dagster \
+        --no-create-home --shell /usr/sbin/nologin dagster \
+    && mkdir -p "${DAGSTER_HOME}/storage" \
+        "${ALERT_PIPELINE_HOME}/incoming" \
+        "${ALERT_PIPELINE_HOME}/warehouse" \
+        "${ALERT_PIPELINE_HOME}/quarantine" \
+        "${ALERT_PIPELINE_HOME}/reports" \
+    && chown -R dagster:dagster "${DAGSTER_HOME}" "${ALERT_PIPELINE_HOME}"
+
+# Install the project from its own pyproject (dependency pins live there). Only the metadata and
+# the package are copied; the sources are removed after a non-editable install.
+WORKDIR /opt/dagster/src
+COPY pyproject.toml ./
+COPY alert_pipeline ./alert_pipeline
+RUN pip install --no-cache-dir . \
+    && rm -rf /opt/dagster/src
+
+# Instance config (Postgres storage, QueuedRunCoordinator) and the Compose workspace, read-only
+# (owned by root) inside the user-writable DAGSTER_HOME.
+COPY deploy/dagster.yaml deploy/workspace.yaml ${DAGSTER_HOME}/
+
+WORKDIR ${DAGSTER_HOME}
+USER 10001:10001
+
+EXPOSE 4000 3000
+
+# Health of the default role (the gRPC code server). docker-compose.yml overrides the check for
+# the webserver (GET /server_info) and the daemon (dagster-daemon liveness-check).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["dagster", "api", "grpc-health-check", "-p", "4000"]
+
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", \
+     "-m", "alert_pipeline.definitions", "--location-name", "alert_pipeline"]

@@ -1,0 +1,211 @@
+"""The Dagster wiring: Definitions load, partitioned materializations write Parquet, incidents and
+reports, the blocking check guards the chain, and a burst across midnight is reported once."""
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from alert_pipeline.assets import alert_report, rule_assets, validated_logs
+from alert_pipeline.definitions import defs
+from alert_pipeline.resources import AlertHome
+from alert_pipeline.rules import RULES
+from alert_pipeline.schema import COLUMNS
+from alert_pipeline.warehouse import Home
+
+ALL_ASSETS = [validated_logs, *rule_assets, alert_report]
+
+
+def log_record(epoch: str, severity: str = "Error", bundle: str = "com.example.app") -> list[str]:
+    values = dict.fromkeys(COLUMNS, "x")
+    values.update(
+        error_code="0",
+        error_message='boom, "quoted"\nsecond line',
+        severity=severity,
+        test_mode="False",
+        gdpr="True",
+        ccpa="false",
+        bundle_id=bundle,
+        date=epoch,
+    )
+    return [values[c] for c in COLUMNS]
+
+
+def write_csv(path: Path, records: list[list[str]], header: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        if header:
+            writer.writerow(COLUMNS)
+        writer.writerows(records)
+    return path
+
+
+def epoch(day: str, seconds: float) -> str:
+    midnight = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
+    return f"{midnight + seconds:.6f}"
+
+
+def run(home: Path, partition: str, instance: DagsterInstance, selection=None):
+    return materialize(
+        ALL_ASSETS,
+        selection=selection,
+        partition_key=partition,
+        instance=instance,
+        resources={"alert_home": AlertHome(path=str(home))},
+        raise_on_error=False,
+    )
+
+
+def report(home: Path, day: str) -> dict:
+    return json.loads((home / "reports" / day / "alert_report.json").read_text())
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as ephemeral:
+        yield ephemeral
+
+
+def test_definitions_load_every_rule_as_an_asset() -> None:
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert keys == {"validated_logs", "alert_report", *(rule.name for rule in RULES)}
+    assert {"fatal_errors_per_minute", "fatal_errors_per_bundle_per_hour"} <= keys
+    for job in ("validated_logs_job", "alerts_job", "daily_alerts_job"):
+        assert defs.resolve_job_def(job).name == job
+
+
+def test_midnight_burst_is_reported_once_by_the_new_day(tmp_path: Path, instance) -> None:
+    # 6 fatal events at 23:59:55 and 5 at 00:00:03: one breach, reported by the new day.
+    before = [log_record(epoch("2021-09-10", 86_395 + i * 0.1)) for i in range(6)]
+    after = [log_record(epoch("2021-09-11", 3 + i * 0.1)) for i in range(5)]
+    quiet = [log_record(epoch("2021-09-10", 3600), severity="Info")]
+    write_csv(tmp_path / "incoming" / "day1.csv", before + quiet)
+    write_csv(tmp_path / "incoming" / "day2.csv", after, header=False)
+
+    for day in ("2021-09-10", "2021-09-11"):
+        result = run(tmp_path, day, instance)
+        assert result.success
+
+    assert report(tmp_path, "2021-09-10")["incidents"] == []
+    incidents = report(tmp_path, "2021-09-11")["incidents"]
+    # Same start for both rules: sorted by rule name after start.
+    assert [i["rule"] for i in incidents] == [
+        "fatal_errors_per_bundle_per_hour",
+        "fatal_errors_per_minute",
+    ]
+    per_bundle, per_minute = incidents
+    assert per_minute["start"] == "2021-09-11T00:00:03.400000Z"  # the 11th event
+    assert per_minute["end"] == "2021-09-11T00:00:55.000000Z"  # t[b−k] = 23:59:55 (first event)
+    assert per_minute["peak_count"] == 11 and per_minute["event_count"] == 11
+    assert per_minute["group"] == {}
+    assert per_bundle["group"] == {"bundle_id": "com.example.app"}
+    assert report(tmp_path, "2021-09-10")["records"] == {"stored": 7, "quarantined": 0}
+
+
+def test_incident_starting_before_midnight_keeps_its_full_extent(tmp_path: Path, instance) -> None:
+    # One event a second from 23:59:49 to 00:00:19: starts on day 1, ends on day 2.
+    records = [log_record(epoch("2021-09-10", 86_389 + i)) for i in range(31)]
+    write_csv(tmp_path / "incoming" / "burst.csv", records)
+    for day in ("2021-09-11", "2021-09-10"):  # the later day first: order must not matter
+        assert run(tmp_path, day, instance).success
+    (incident,) = [
+        i
+        for i in report(tmp_path, "2021-09-10")["incidents"]
+        if i["rule"] == "fatal_errors_per_minute"
+    ]
+    assert incident["start"] == "2021-09-10T23:59:59.000000Z"
+    assert incident["end"] == "2021-09-11T00:01:09.000000Z"  # t[b−k] + W = 00:00:09 + 60 s
+    assert incident["peak_count"] == 31 and incident["event_count"] == 31
+    assert report(tmp_path, "2021-09-11")["incidents"] == []
+
+
+def test_materialize_writes_parquet_checks_and_metadata(tmp_path: Path, instance) -> None:
+    records = [log_record(epoch("2021-09-10", 100 + i), bundle=f"b{i % 2}") for i in range(12)]
+    bad = log_record("not-a-date")
+    write_csv(tmp_path / "incoming" / "f.csv", [*records, bad])
+
+    result = run(tmp_path, "2021-09-10", instance)
+
+    assert result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.check_name == "records_reconcile"
+    materializations = {
+        m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()
+    }
+    logs = materializations["validated_logs"].materialization.metadata
+    assert logs["records_read"].value == 13
+    assert logs["records_stored"].value == 12
+    assert logs["records_quarantined"].value == 1
+    assert logs["severity_counts"].value == {"Error": 12}
+    minute = materializations["fatal_errors_per_minute"].materialization.metadata
+    assert minute["incident_count"].value == 1
+    assert "2021-09-10T00:01:50.000000Z" in minute["incidents"].value
+    shown = materializations["alert_report"].materialization.metadata["report"].value
+    assert "data:image/png;base64," in shown
+
+    dataset = ds.dataset(tmp_path / "warehouse" / "validated_logs", partitioning="hive")
+    table = dataset.to_table()
+    assert table.num_rows == 12
+    assert str(table.schema.field("date").type) == "timestamp[us, tz=UTC]"
+    assert str(table.schema.field("bundle_id").type).startswith("dictionary")
+    quarantine = ds.dataset(tmp_path / "quarantine" / "day=2021-09-10").to_table().to_pylist()
+    assert quarantine[0]["record_number"] == 13 and quarantine[0]["column"] == "date"
+    assert report(tmp_path, "2021-09-10")["records"] == {"stored": 12, "quarantined": 1}
+
+
+def test_rematerializing_is_idempotent(tmp_path: Path, instance) -> None:
+    write_csv(
+        tmp_path / "incoming" / "f.csv",
+        [log_record(epoch("2021-09-10", 10 + i * 0.5)) for i in range(20)],
+    )
+    assert run(tmp_path, "2021-09-10", instance).success
+    first = report(tmp_path, "2021-09-10")
+    parquet = sorted((tmp_path / "warehouse").rglob("*.parquet"))
+    assert run(tmp_path, "2021-09-10", instance).success
+    second = report(tmp_path, "2021-09-10")
+    first.pop("generated_at"), second.pop("generated_at")
+    assert first == second
+    assert sorted((tmp_path / "warehouse").rglob("*.parquet")) == parquet
+    assert ds.dataset(parquet).count_rows() == 20
+
+
+def test_failed_reconciliation_blocks_the_rules_and_report(tmp_path: Path, instance) -> None:
+    write_csv(tmp_path / "incoming" / "f.csv", [log_record(epoch("2021-09-10", 5))])
+    assert run(tmp_path, "2021-09-10", instance, selection=[validated_logs]).success
+    for part in (tmp_path / "warehouse" / "validated_logs").rglob("*.parquet"):
+        part.unlink()  # storage no longer matches the ledger
+
+    result = run(tmp_path, "2021-09-10", instance)
+
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert "files hold 0 stored" in check.metadata["problems"].value
+    done = {m.asset_key for m in result.get_asset_materialization_events()}
+    assert AssetKey("alert_report") not in done
+    assert not (tmp_path / "reports" / "2021-09-10").exists()
+
+
+def test_partition_range_run_equals_day_by_day(tmp_path: Path, instance) -> None:
+    records = [log_record(epoch("2021-09-10", 86_340 + i * 9)) for i in range(30)]
+    for name in ("a", "b"):
+        write_csv(tmp_path / name / "incoming" / "f.csv", records)
+    for day in ("2021-09-10", "2021-09-11"):
+        assert run(tmp_path / "a", day, instance).success
+    ranged = materialize(
+        ALL_ASSETS,
+        instance=instance,
+        resources={"alert_home": AlertHome(path=str(tmp_path / "b"))},
+        tags={
+            "dagster/asset_partition_range_start": "2021-09-10",
+            "dagster/asset_partition_range_end": "2021-09-11",
+        },
+    )
+    assert ranged.success
+    for day in ("2021-09-10", "2021-09-11"):
+        assert report(tmp_path / "a", day)["incidents"] == report(tmp_path / "b", day)["incidents"]
+    assert Home(tmp_path / "b").reports.is_dir()
