@@ -32,6 +32,7 @@ from alert_pipeline.schema import (
     ValidatedLog,
 )
 
+csv.field_size_limit(2**31 - 1)  # quoted messages may be huge; the record is still one record
 BLOCK_SIZE = 16 << 20
 HEAD_BYTES = 4 << 20
 MICROS = 1_000_000
@@ -40,7 +41,11 @@ INTEGER = r"^\s*[+-]?\d{1,18}\s*$"
 TRUE_VALUES = ["true", "1"]
 BOOLEAN_VALUES = ["true", "false", "1", "0"]
 TYPED_SCHEMA = pa.schema([field.with_nullable(True) for field in ARROW_SCHEMA])
-PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+PANDAS_TYPES = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.string(): pd.StringDtype("pyarrow"),
+}
 
 
 class FileRejected(Exception):
@@ -178,7 +183,8 @@ class BatchTyper:
         if name in INTEGER_COLUMNS:
             ok = pc.match_substring_regex(text, INTEGER)
             self._flag(name, pc.invert(ok), "not an integer")
-            return pc.cast(pc.if_else(ok, pc.utf8_trim_whitespace(text), None), pa.int64())
+            digits = pc.replace_substring_regex(pc.utf8_trim_whitespace(text), r"^\+", "")
+            return pc.cast(pc.if_else(ok, digits, None), pa.int64())
         if name in BOOLEAN_COLUMNS:
             lowered = pc.utf8_lower(pc.utf8_trim_whitespace(text))
             self._flag(
@@ -328,6 +334,7 @@ def read_batches(
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in COLUMNS},
+                null_values=[""],
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),

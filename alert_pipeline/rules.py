@@ -7,6 +7,7 @@ are integer microseconds so that "exactly W apart" is decided exactly.
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -35,7 +36,7 @@ class Incident:
     @property
     def incident_id(self) -> str:
         """Stable across re-runs and backfills, so a notifier can de-duplicate."""
-        key = f"{self.rule}|{self.group if self.group is not None else ''}|{self.start_us}"
+        key = json.dumps([self.rule, self.group, self.start_us])  # unambiguous, ASCII-only
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     @property

@@ -40,31 +40,32 @@ COLUMNS: tuple[str, ...] = (
 
 TIME_COLUMN = "date"
 TIMESTAMP = pd.DatetimeTZDtype(unit="us", tz="UTC")
+TEXT = pd.StringDtype("pyarrow")  # Arrow-backed: no per-value Python objects to check
 
 
 class ValidatedLog(pa.DataFrameModel):
     """One valid log record. `sdk_date` stays text: its format depends on the device locale."""
 
     error_code: Series[pd.Int64Dtype] = pa.Field(nullable=True)
-    error_message: Series[str] = pa.Field(nullable=True)
+    error_message: Series[TEXT] = pa.Field(nullable=True)  # type: ignore[valid-type]
     severity: Series[pd.CategoricalDtype] = pa.Field(nullable=False, str_length={"min_value": 1})
     log_location: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
     mode: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
     model: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
     graphics: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
-    session_id: Series[str] = pa.Field(nullable=True)
+    session_id: Series[TEXT] = pa.Field(nullable=True)  # type: ignore[valid-type]
     sdkv: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
     test_mode: Series[pd.BooleanDtype] = pa.Field(nullable=True)
     flow_id: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
     flow_type: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
-    sdk_date: Series[str] = pa.Field(nullable=True)
-    publisher_id: Series[str] = pa.Field(nullable=True)
-    game_id: Series[str] = pa.Field(nullable=True)
+    sdk_date: Series[TEXT] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    publisher_id: Series[TEXT] = pa.Field(nullable=True)  # type: ignore[valid-type]
+    game_id: Series[TEXT] = pa.Field(nullable=True)  # type: ignore[valid-type]
     bundle_id: Series[pd.CategoricalDtype] = pa.Field(nullable=False, str_length={"min_value": 1})
     appv: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
     language: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
     os: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
-    adv_id: Series[str] = pa.Field(nullable=True)
+    adv_id: Series[TEXT] = pa.Field(nullable=True)  # type: ignore[valid-type]
     gdpr: Series[pd.BooleanDtype] = pa.Field(nullable=True)
     ccpa: Series[pd.BooleanDtype] = pa.Field(nullable=True)
     country_code: Series[pd.CategoricalDtype] = pa.Field(nullable=True)
@@ -88,7 +89,7 @@ def _arrow_type(dtype: str) -> arrow.DataType:
         return arrow.dictionary(arrow.int32(), arrow.string())
     if dtype.startswith("datetime64[us"):
         return arrow.timestamp("us", tz="UTC")
-    if dtype in ("str", "object"):
+    if dtype in ("string[pyarrow]", "str", "object"):
         return arrow.string()
     raise ValueError(f"no Arrow type for Pandera dtype {dtype!r}")
 
