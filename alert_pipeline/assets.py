@@ -17,7 +17,6 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
-    DailyPartitionsDefinition,
     Field,
     MaterializeResult,
     MetadataValue,
@@ -27,6 +26,7 @@ from dagster import (
     asset,
 )
 
+from alert_pipeline.partitions import daily_partitions
 from alert_pipeline.report import (
     DayReport,
     escape_markdown,
@@ -35,7 +35,7 @@ from alert_pipeline.report import (
     render_markdown,
     write_report,
 )
-from alert_pipeline.resources import START_DATE, AlertHome
+from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import (
     DEFAULT_SEVERITIES,
     RULES,
@@ -62,7 +62,6 @@ from alert_pipeline.warehouse import (
 
 warnings.filterwarnings("ignore", category=BetaWarning)
 
-daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
 RECONCILE_CHECK = "records_reconcile"
 COLUMN_SCHEMA = TableSchema(
     columns=[TableColumn(field.name, str(field.type)) for field in ARROW_SCHEMA]

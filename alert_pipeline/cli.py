@@ -5,10 +5,10 @@ import datetime as dt
 import json
 import shutil
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alert_pipeline.partitions import affected_partitions, day_ranges, range_tags
 from alert_pipeline.resources import DEFAULT_HOME, START_DATE, AlertHome
 from alert_pipeline.rules import RULES
 from alert_pipeline.warehouse import UNDATED, FileOutcome, Home, days_with_data, ingest_pending
@@ -54,32 +54,8 @@ class RunSummary:
         return lines
 
 
-def _ranges(days: Iterable[str]) -> list[tuple[str, str]]:
-    """Consecutive days grouped into (first, last) ranges, so each range is one Dagster run."""
-    ordered = sorted({dt.date.fromisoformat(d) for d in days})
-    ranges: list[list[dt.date]] = []
-    for day in ordered:
-        if ranges and (day - ranges[-1][1]).days == 1:
-            ranges[-1][1] = day
-        else:
-            ranges.append([day, day])
-    return [(str(a), str(b)) for a, b in ranges]
-
-
 def _ranges_text(days: list[str]) -> str:
-    return ", ".join(a if a == b else f"{a}…{b}" for a, b in _ranges(days))
-
-
-def affected_partitions(changed: set[str], with_data: set[str]) -> list[str]:
-    """Days whose incidents new data can change: the changed days and their neighbours with data
-    (a burst near midnight is decided by the next day, and an incident's end by the previous)."""
-    affected = set(changed)
-    for day in changed:
-        date = dt.date.fromisoformat(day)
-        for neighbour in (date - dt.timedelta(days=1), date + dt.timedelta(days=1)):
-            if str(neighbour) in with_data:
-                affected.add(str(neighbour))
-    return sorted(affected)
+    return ", ".join(a if a == b else f"{a}…{b}" for a, b in day_ranges(days))
 
 
 def dagster_instance(home: Home):
@@ -103,14 +79,11 @@ def _materialize(home: Home, job_name: str, days: list[str]) -> None:
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
     with dagster_instance(home) as instance:
-        for first, last in _ranges(days):
+        for first, last in day_ranges(days):
             result = job.execute_in_process(
                 run_config=run_config,
                 instance=instance,
-                tags={
-                    "dagster/asset_partition_range_start": first,
-                    "dagster/asset_partition_range_end": last,
-                },
+                tags=range_tags(first, last),
                 raise_on_error=False,
             )
             if not result.success:

@@ -122,7 +122,7 @@ def read_header(path: Path) -> Header:
     lowered = [f.lower() for f in fields]
     if lowered == [str(i) for i in range(len(COLUMNS))]:
         return Header(COLUMNS, True, "positional")
-    if any(f in COLUMNS for f in lowered):
+    if sum(f in COLUMNS for f in lowered) * 2 >= len(COLUMNS):
         missing = sorted(set(COLUMNS) - set(lowered))
         unexpected = sorted(set(lowered) - set(COLUMNS))
         duplicated = sorted({f for f in lowered if lowered.count(f) > 1})
@@ -130,7 +130,7 @@ def read_header(path: Path) -> Header:
             raise FileRejected(
                 f"{path.name}: header does not match the 24 log columns "
                 f"(missing: {', '.join(missing) or 'none'}; "
-                f"unexpected: {', '.join(unexpected) or 'none'}"
+                f"unexpected: {', '.join(u or '(empty name)' for u in unexpected) or 'none'}"
                 + (f"; duplicated: {', '.join(duplicated)}" if duplicated else "")
                 + ")"
             )
@@ -182,7 +182,7 @@ class BatchTyper:
             return self._parse_time(text)
         if name in INTEGER_COLUMNS:
             ok = pc.match_substring_regex(text, INTEGER)
-            self._flag(name, pc.invert(ok), "not an integer")
+            self._flag(name, pc.invert(ok), "not an integer (up to 18 digits)")
             digits = pc.replace_substring_regex(pc.utf8_trim_whitespace(text), r"^\+", "")
             return pc.cast(pc.if_else(ok, digits, None), pa.int64())
         if name in BOOLEAN_COLUMNS:
@@ -218,6 +218,8 @@ class BatchTyper:
 
 def _pandera_failures(table: pa.Table) -> dict[int, list[str]]:
     """Row → failed checks, by the Pandera model: the source of truth for what is valid."""
+    if table.num_rows == 0:
+        return {}
     frame = table.to_pandas(types_mapper=PANDAS_TYPES.get)
     try:
         ValidatedLog.validate(frame, lazy=True)
@@ -240,23 +242,16 @@ def type_batch(
     """Typed valid records of a text batch, and the rejected ones with their reasons."""
     typer = BatchTyper(strings, time_range)
     typed = typer.typed()
-    invalid = typer.invalid
-    checked = typed.filter(pa.array(~invalid))
-    pandera_failures = _pandera_failures(checked) if checked.num_rows else {}
-    if pandera_failures:
-        positions = np.flatnonzero(~invalid)[sorted(pandera_failures)]
-        invalid[positions] = True
+    invalid = typer.invalid.copy()
+    checked_rows = np.flatnonzero(~invalid)
+    pandera_failures = _pandera_failures(typed.take(pa.array(checked_rows)))
+    # Pandera numbers rows among the checked ones; map them back to rows of the batch.
+    pandera_reasons = {int(checked_rows[i]): reasons for i, reasons in pandera_failures.items()}
+    invalid[list(pandera_reasons)] = True
     rejected = np.flatnonzero(invalid)
     rejections = Rejections.empty()
     if len(rejected):
         raws = _raw_lines(strings.take(pa.array(rejected))).to_pylist()
-        pandera_reasons = dict(
-            zip(
-                np.flatnonzero(~typer.invalid)[sorted(pandera_failures)],
-                (pandera_failures[k] for k in sorted(pandera_failures)),
-                strict=True,
-            )
-        )
         for row, raw in zip(rejected, raws, strict=True):
             messages = [
                 (
@@ -265,7 +260,7 @@ def type_batch(
                 )
                 for column, bad, reason in typer.problems
                 if bad[row]
-            ] + [(m.split(":")[0], m) for m in pandera_reasons.get(row, [])]
+            ] + [(m.split(":")[0], m) for m in pandera_reasons.get(int(row), [])]
             day = typer.day_us[row]
             rejections.record_numbers.append(first_ordinal + int(row) + 1)
             rejections.columns.append(messages[0][0] if messages else None)
@@ -346,6 +341,8 @@ def read_batches(
             parsed += strings.num_rows
             yield Batch(valid, rejections)
     except (pa.ArrowInvalid, OSError, EOFError) as error:
+        if header.skip_first_record and "skip initial" in str(error):
+            return  # a header and no records, without a final newline
         raise FileRejected(f"{path.name}: cannot be parsed as CSV: {error}") from error
     finally:
         stream.close()

@@ -23,7 +23,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,7 +261,7 @@ def _quarantine_table(name: str, rejections: Rejections) -> pa.Table:
 
 
 def ingest_file(
-    home: Home, path: Path, time_range: TimeRange, previous: dict | None
+    home: Home, path: Path, time_range: TimeRange, previous: dict | None, digest: str
 ) -> FileOutcome:
     """Ingest one file version: stage its day parts, then swap them in and record it in the ledger.
 
@@ -270,7 +271,6 @@ def ingest_file(
     name = path.relative_to(home.incoming).as_posix()
     source = source_id(name)
     stat = path.stat()
-    digest = content_hash(path)
     writers = _DayWriters(home, source)
     counts: dict[str, DayCounts] = {}
     rejections = Rejections.empty()
@@ -286,7 +286,7 @@ def ingest_file(
             rejections.extend(batch.rejections)
     except FileRejected as rejected:
         writers.abort()
-        return _reject_file(home, path, name, str(rejected))
+        return _reject_file(home, path, name, str(rejected), previous)
     temps = writers.close()
     fallback_day = min(counts) if counts else UNDATED
     rejected_by_day: dict[str, list[int]] = {}
@@ -305,9 +305,7 @@ def ingest_file(
     for day_counts in counts.values():
         day_counts.read = day_counts.stored + day_counts.quarantined
     old_days = set(previous["days"]) if previous else set()
-    for day in old_days - set(counts):
-        (home.day_dir(day) / f"{source}.parquet").unlink(missing_ok=True)
-        (home.quarantine_dir(day) / f"{source}.parquet").unlink(missing_ok=True)
+    _drop_parts(home, source, old_days - set(counts))
     for day in counts:
         final = home.day_dir(day) / f"{source}.parquet"
         if day in temps:
@@ -323,67 +321,116 @@ def ingest_file(
         "file": name,
         "source": source,
         "sha256": digest,
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
+        "version": _file_version(stat),
         "header": header.kind,
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
         "days": {day: counts[day].as_dict() for day in sorted(counts)},
+        "changed_days": sorted(set(counts) | old_days),
     }
     atomic_write_json(home.ledger / f"{source}.json", entry)
     return FileOutcome(name, "ingested", days=counts, changed_days=set(counts) | old_days)
 
 
-def _reject_file(home: Home, path: Path, name: str, reason: str) -> FileOutcome:
+def _file_version(stat: os.stat_result) -> list[int]:
+    """What tells a file version without reading it: size, mtime and ctime (a replaced or
+    rewritten file always gets a new ctime, even when size and mtime are made to look the same)."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _drop_parts(home: Home, source: str, days: Iterable[str]) -> None:
+    for day in days:
+        (home.day_dir(day) / f"{source}.parquet").unlink(missing_ok=True)
+        (home.quarantine_dir(day) / f"{source}.parquet").unlink(missing_ok=True)
+
+
+def _reject_file(
+    home: Home, path: Path, name: str, reason: str, previous: dict | None
+) -> FileOutcome:
+    """Move a file that cannot be read at all to quarantine/files with its reason.
+
+    What an earlier version of the file contributed stays; the ledger remembers this version so
+    that it is not retried until it changes, even if it could not be moved.
+    """
     target = home.rejected_files / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(path), target)
-    atomic_write_bytes(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode())
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode())
+        version = _file_version(path.stat())
+        shutil.move(str(path), target)
+    except OSError as error:
+        reason = f"{reason} (could not move it to quarantine: {error})"
+        version = _file_version(path.stat()) if path.exists() else [0, 0, 0]
+    entry = dict(previous) if previous else {"file": name, "source": source_id(name), "days": {}}
+    entry.update(version=version, rejected=reason, changed_days=[])
+    atomic_write_json(home.ledger / f"{entry['source']}.json", entry)
     return FileOutcome(name, "rejected", reason=reason)
 
 
-def ingest_pending(home: Home, time_range: TimeRange) -> list[FileOutcome]:
+def ingest_pending(
+    home: Home,
+    time_range: TimeRange,
+    only: Collection[str] | None = None,
+    min_age_seconds: float = 0.0,
+) -> list[FileOutcome]:
     """Ingest every landing file whose current version is not in the ledger yet.
 
-    Unchanged files (same size and mtime, or same content) are skipped; a file whose content was
-    already ingested under another name is recorded as a duplicate and adds no records.
+    `only` limits the pass to the named files (the sensor's settled ones); `min_age_seconds`
+    skips files modified more recently than that (they may still be being written). Unchanged
+    files (same version, or same content) are skipped; a file whose content was already ingested
+    under another name is recorded as a duplicate and adds no records.
     """
     home.create()
     outcomes = []
     with home_lock(home):
         ledger = read_ledger(home)
-        by_content = {entry["sha256"]: name for name, entry in ledger.items()}
+        by_content = {
+            entry["sha256"]: name
+            for name, entry in ledger.items()
+            if entry.get("sha256") and not entry.get("duplicate_of")
+        }
+        newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9)
         for path in landing_files(home.incoming):
             name = path.relative_to(home.incoming).as_posix()
-            stat = path.stat()
-            previous = ledger.get(name)
-            if previous and (previous["size"], previous["mtime_ns"]) == (
-                stat.st_size,
-                stat.st_mtime_ns,
-            ):
+            if only is not None and name not in only:
                 continue
-            digest = content_hash(path)
-            if previous and previous["sha256"] == digest:
-                previous.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+            previous = ledger.get(name)
+            try:
+                stat = path.stat()
+                if previous and previous.get("version") == _file_version(stat):
+                    continue
+                if min_age_seconds > 0 and stat.st_mtime_ns > newest_mtime_ns:
+                    continue
+                digest = content_hash(path)
+            except OSError as error:
+                outcomes.append(_reject_file(home, path, name, f"cannot read: {error}", previous))
+                continue
+            if previous and previous.get("sha256") == digest and not previous.get("rejected"):
+                previous.update(version=_file_version(stat), changed_days=[])
                 atomic_write_json(home.ledger / f"{previous['source']}.json", previous)
                 outcomes.append(FileOutcome(name, "unchanged"))
                 continue
-            if by_content.get(digest, name) != name:
+            original = by_content.get(digest, name)
+            if original != name:
+                old_days = set(previous["days"]) if previous else set()
+                _drop_parts(home, source_id(name), old_days)
                 entry = {
                     "file": name,
                     "source": source_id(name),
                     "sha256": digest,
-                    "size": stat.st_size,
-                    "mtime_ns": stat.st_mtime_ns,
-                    "duplicate_of": by_content[digest],
+                    "version": _file_version(stat),
+                    "duplicate_of": original,
                     "days": {},
+                    "changed_days": sorted(old_days),
                 }
                 atomic_write_json(home.ledger / f"{entry['source']}.json", entry)
                 ledger[name] = entry
                 outcomes.append(
-                    FileOutcome(name, "duplicate", reason=f"same content as {by_content[digest]}")
+                    FileOutcome(
+                        name, "duplicate", f"same content as {original}", changed_days=old_days
+                    )
                 )
                 continue
-            outcome = ingest_file(home, path, time_range, previous)
+            outcome = ingest_file(home, path, time_range, previous, digest)
             if outcome.status == "ingested":
                 by_content[digest] = name
             outcomes.append(outcome)

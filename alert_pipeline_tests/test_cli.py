@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from alert_pipeline import cli
-from alert_pipeline.cli import affected_partitions, main
+from alert_pipeline.cli import main
+from alert_pipeline.partitions import affected_partitions
 
 REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 # The incidents ../shared/real-samples/README.md says the two files must produce.
