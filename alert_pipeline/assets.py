@@ -20,6 +20,7 @@ from dagster import (
     Field,
     MaterializeResult,
     MetadataValue,
+    OpExecutionContext,
     TableColumn,
     TableSchema,
     TimeWindowPartitionMapping,
@@ -68,7 +69,8 @@ COLUMN_SCHEMA = TableSchema(
 )
 
 
-def _log_outcomes(context: AssetExecutionContext, outcomes: list) -> None:
+def log_outcomes(context: OpExecutionContext | AssetExecutionContext, outcomes: list) -> None:
+    """One log line per landing file handled, warnings for rejected ones."""
     for outcome in outcomes:
         if outcome.status == "rejected":
             context.log.warning(f"file rejected: {outcome.name}: {outcome.reason}")
@@ -104,7 +106,10 @@ def validated_logs(context: AssetExecutionContext, alert_home: AlertHome) -> Mat
     backfill needs no separate step.
     """
     home = alert_home.home()
-    _log_outcomes(context, ingest_pending(home, alert_home.time_range()))
+    outcomes = ingest_pending(
+        home, alert_home.time_range(), min_age_seconds=alert_home.settle_seconds
+    )
+    log_outcomes(context, outcomes)
     rows = []
     problems = []
     for day in context.partition_keys:

@@ -1,18 +1,16 @@
-"""The Dagster code location: assets, checks, jobs and resources of alert_pipeline."""
+"""The Dagster code location: assets, checks, jobs, the sensor, the schedule and resources."""
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions
 
 from alert_pipeline.assets import alert_report, rule_assets, validated_logs
+from alert_pipeline.jobs import alerts_job, daily_alerts_job, ingest_job, validated_logs_job
 from alert_pipeline.resources import AlertHome
-
-validated_logs_job = define_asset_job("validated_logs_job", selection=[validated_logs])
-alerts_job = define_asset_job(
-    "alerts_job", selection=AssetSelection.assets(*rule_assets, alert_report)
-)
-daily_alerts_job = define_asset_job("daily_alerts_job", selection=AssetSelection.all())
+from alert_pipeline.sensors import daily_alerts_schedule, landing_folder_sensor
 
 defs = Definitions(
     assets=[validated_logs, *rule_assets, alert_report],
-    jobs=[validated_logs_job, alerts_job, daily_alerts_job],
+    jobs=[ingest_job, validated_logs_job, alerts_job, daily_alerts_job],
+    sensors=[landing_folder_sensor],
+    schedules=[daily_alerts_schedule],
     resources={"alert_home": AlertHome()},
 )

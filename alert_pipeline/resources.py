@@ -1,5 +1,5 @@
-"""Configuration in one place: where the home folder is and which days are partitions, read from
-environment variables with defaults that work on a laptop."""
+"""Configuration in one place, read from environment variables with defaults that work on a
+laptop: the home folder, the first partition day, and the timing of the sensor and schedule."""
 
 import datetime as dt
 import os
@@ -13,13 +13,21 @@ from alert_pipeline.warehouse import Home
 
 DEFAULT_HOME = os.environ.get("ALERT_PIPELINE_HOME", "data")
 START_DATE = os.environ.get("ALERT_PIPELINE_START_DATE", "2021-01-01")
+SETTLE_SECONDS = float(os.environ.get("ALERT_PIPELINE_SETTLE_SECONDS", "10"))
+SENSOR_INTERVAL_SECONDS = int(os.environ.get("ALERT_PIPELINE_SENSOR_INTERVAL_SECONDS", "30"))
+SCHEDULE_CRON = os.environ.get("ALERT_PIPELINE_SCHEDULE_CRON", "30 0 * * *")
 
 
 class AlertHome(ConfigurableResource):
-    """The home folder (landing, warehouse, quarantine, reports) and the first partition day."""
+    """The home folder (landing, warehouse, quarantine, reports) and the first partition day.
+
+    `settle_seconds`: a landing file modified more recently than this is left for later by runs
+    that ingest on their own (UI materializations, the schedule), as it may still be being written.
+    """
 
     path: str = DEFAULT_HOME
     start_date: str = START_DATE
+    settle_seconds: float = SETTLE_SECONDS
 
     def home(self) -> Home:
         return Home(Path(self.path)).create()

@@ -10,7 +10,6 @@ from alert_pipeline import cli
 from alert_pipeline.cli import main
 from alert_pipeline.partitions import affected_partitions
 
-REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 # The incidents ../shared/real-samples/README.md says the two files must produce.
 EXPECTED_REAL_INCIDENTS = {
     ("fatal_errors_per_minute", None, "2021-09-11T10:55:04.376562Z", 85, 85),
@@ -48,12 +47,10 @@ def all_report_incidents(home: Path) -> list[dict]:
 
 
 @pytest.fixture
-def real_home(tmp_path: Path) -> Path:
-    if not REAL_SAMPLES.is_dir():
-        pytest.skip(f"real samples not found at {REAL_SAMPLES} (shared/ is not beside this clone)")
+def real_home(tmp_path: Path, real_samples: Path) -> Path:
     incoming = tmp_path / "incoming"
     incoming.mkdir()
-    for sample in REAL_SAMPLES.glob("*.csv"):
+    for sample in real_samples.glob("*.csv"):
         shutil.copy(sample, incoming / sample.name)
     return tmp_path
 

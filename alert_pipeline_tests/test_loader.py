@@ -38,6 +38,7 @@ from alert_pipeline.schema import (
     INTEGER_COLUMNS,
     ValidatedLog,
 )
+from alert_pipeline_tests.helpers import csv_text, record
 
 US = 1_000_000
 TR = TimeRange(0, 4102444800 * US)
@@ -51,51 +52,6 @@ JSON_MESSAGE = (
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def record(**overrides: str) -> list[str]:
-    """One record's 24 fields as text in file order (realistic values, none equal to a column
-    name), with some fields replaced."""
-    fields = {
-        "error_code": "0",
-        "error_message": "could not receive ip address from ipfy",
-        "severity": "Error",
-        "log_location": "/BuildNotice/0",
-        "mode": "MobileSDK",
-        "model": "realme RMX2103",
-        "graphics": "OpenGLES2",
-        "session_id": "1.0",
-        "sdkv": "1.10.2",
-        "test_mode": "False",
-        "flow_id": "LowRevenueCountryBlock",
-        "flow_type": "Programmatic",
-        "sdk_date": "09/12/2021 10:31:17",
-        "publisher_id": "611bdadcd4e35d332f3d5e66",
-        "game_id": "611be843d5491c7d0a6ab0ce",
-        "bundle_id": "com.thg.battleops.shooting.game",
-        "appv": "1.0",
-        "language": "iv",
-        "os": "Android OS 11 / API-30 (RKQ1.201217.002/1624241518687)",
-        "adv_id": "d6742b97-5638-4c97-8d59-5b538a4ddb02",
-        "gdpr": "True",
-        "ccpa": "False",
-        "country_code": "KZ",
-        "date": "1631442679.384516",
-    }
-    unknown = set(overrides) - set(fields)
-    assert not unknown, f"not columns: {unknown}"
-    fields.update(overrides)
-    return [fields[name] for name in COLUMNS]
-
-
-def csv_text(records: list[list[str]], header: list[str] | None = None, newline: str = "\n") -> str:
-    """CSV text with RFC 4180 quoting (Python's csv module) for the given records."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator=newline)
-    if header is not None:
-        writer.writerow(header)
-    writer.writerows(records)
-    return buffer.getvalue()
 
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:

@@ -1,8 +1,6 @@
 """The Dagster wiring: Definitions load, partitioned materializations write Parquet, incidents and
 reports, the blocking check guards the chain, and a burst across midnight is reported once."""
 
-import csv
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -14,40 +12,10 @@ from alert_pipeline.assets import alert_report, rule_assets, validated_logs
 from alert_pipeline.definitions import defs
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import RULES
-from alert_pipeline.schema import COLUMNS
 from alert_pipeline.warehouse import Home
+from alert_pipeline_tests.helpers import epoch, record, write_csv
 
 ALL_ASSETS = [validated_logs, *rule_assets, alert_report]
-
-
-def log_record(epoch: str, severity: str = "Error", bundle: str = "com.example.app") -> list[str]:
-    values = dict.fromkeys(COLUMNS, "x")
-    values.update(
-        error_code="0",
-        error_message='boom, "quoted"\nsecond line',
-        severity=severity,
-        test_mode="False",
-        gdpr="True",
-        ccpa="false",
-        bundle_id=bundle,
-        date=epoch,
-    )
-    return [values[c] for c in COLUMNS]
-
-
-def write_csv(path: Path, records: list[list[str]], header: bool = True) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        if header:
-            writer.writerow(COLUMNS)
-        writer.writerows(records)
-    return path
-
-
-def epoch(day: str, seconds: float) -> str:
-    midnight = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
-    return f"{midnight + seconds:.6f}"
 
 
 def run(home: Path, partition: str, instance: DagsterInstance, selection=None):
@@ -56,7 +24,7 @@ def run(home: Path, partition: str, instance: DagsterInstance, selection=None):
         selection=selection,
         partition_key=partition,
         instance=instance,
-        resources={"alert_home": AlertHome(path=str(home))},
+        resources={"alert_home": AlertHome(path=str(home), settle_seconds=0)},
         raise_on_error=False,
     )
 
@@ -81,9 +49,9 @@ def test_definitions_load_every_rule_as_an_asset() -> None:
 
 def test_midnight_burst_is_reported_once_by_the_new_day(tmp_path: Path, instance) -> None:
     # 6 fatal events at 23:59:55 and 5 at 00:00:03: one breach, reported by the new day.
-    before = [log_record(epoch("2021-09-10", 86_395 + i * 0.1)) for i in range(6)]
-    after = [log_record(epoch("2021-09-11", 3 + i * 0.1)) for i in range(5)]
-    quiet = [log_record(epoch("2021-09-10", 3600), severity="Info")]
+    before = [record(date=epoch("2021-09-10", 86_395 + i * 0.1)) for i in range(6)]
+    after = [record(date=epoch("2021-09-11", 3 + i * 0.1)) for i in range(5)]
+    quiet = [record(date=epoch("2021-09-10", 3600), severity="Info")]
     write_csv(tmp_path / "incoming" / "day1.csv", before + quiet)
     write_csv(tmp_path / "incoming" / "day2.csv", after, header=False)
 
@@ -103,13 +71,13 @@ def test_midnight_burst_is_reported_once_by_the_new_day(tmp_path: Path, instance
     assert per_minute["end"] == "2021-09-11T00:00:55.000000Z"  # t[b−k] = 23:59:55 (first event)
     assert per_minute["peak_count"] == 11 and per_minute["event_count"] == 11
     assert per_minute["group"] == {}
-    assert per_bundle["group"] == {"bundle_id": "com.example.app"}
+    assert per_bundle["group"] == {"bundle_id": "com.thg.battleops.shooting.game"}
     assert report(tmp_path, "2021-09-10")["records"] == {"stored": 7, "quarantined": 0}
 
 
 def test_incident_starting_before_midnight_keeps_its_full_extent(tmp_path: Path, instance) -> None:
     # One event a second from 23:59:49 to 00:00:19: starts on day 1, ends on day 2.
-    records = [log_record(epoch("2021-09-10", 86_389 + i)) for i in range(31)]
+    records = [record(date=epoch("2021-09-10", 86_389 + i)) for i in range(31)]
     write_csv(tmp_path / "incoming" / "burst.csv", records)
     for day in ("2021-09-11", "2021-09-10"):  # the later day first: order must not matter
         assert run(tmp_path, day, instance).success
@@ -125,8 +93,8 @@ def test_incident_starting_before_midnight_keeps_its_full_extent(tmp_path: Path,
 
 
 def test_materialize_writes_parquet_checks_and_metadata(tmp_path: Path, instance) -> None:
-    records = [log_record(epoch("2021-09-10", 100 + i), bundle=f"b{i % 2}") for i in range(12)]
-    bad = log_record("not-a-date")
+    records = [record(date=epoch("2021-09-10", 100 + i), bundle_id=f"b{i % 2}") for i in range(12)]
+    bad = record(date="not-a-date")
     write_csv(tmp_path / "incoming" / "f.csv", [*records, bad])
 
     result = run(tmp_path, "2021-09-10", instance)
@@ -161,7 +129,7 @@ def test_materialize_writes_parquet_checks_and_metadata(tmp_path: Path, instance
 def test_rematerializing_is_idempotent(tmp_path: Path, instance) -> None:
     write_csv(
         tmp_path / "incoming" / "f.csv",
-        [log_record(epoch("2021-09-10", 10 + i * 0.5)) for i in range(20)],
+        [record(date=epoch("2021-09-10", 10 + i * 0.5)) for i in range(20)],
     )
     assert run(tmp_path, "2021-09-10", instance).success
     first = report(tmp_path, "2021-09-10")
@@ -175,7 +143,7 @@ def test_rematerializing_is_idempotent(tmp_path: Path, instance) -> None:
 
 
 def test_failed_reconciliation_blocks_the_rules_and_report(tmp_path: Path, instance) -> None:
-    write_csv(tmp_path / "incoming" / "f.csv", [log_record(epoch("2021-09-10", 5))])
+    write_csv(tmp_path / "incoming" / "f.csv", [record(date=epoch("2021-09-10", 5))])
     assert run(tmp_path, "2021-09-10", instance, selection=[validated_logs]).success
     for part in (tmp_path / "warehouse" / "validated_logs").rglob("*.parquet"):
         part.unlink()  # storage no longer matches the ledger
@@ -191,7 +159,7 @@ def test_failed_reconciliation_blocks_the_rules_and_report(tmp_path: Path, insta
 
 
 def test_partition_range_run_equals_day_by_day(tmp_path: Path, instance) -> None:
-    records = [log_record(epoch("2021-09-10", 86_340 + i * 9)) for i in range(30)]
+    records = [record(date=epoch("2021-09-10", 86_340 + i * 9)) for i in range(30)]
     for name in ("a", "b"):
         write_csv(tmp_path / name / "incoming" / "f.csv", records)
     for day in ("2021-09-10", "2021-09-11"):
@@ -199,7 +167,7 @@ def test_partition_range_run_equals_day_by_day(tmp_path: Path, instance) -> None
     ranged = materialize(
         ALL_ASSETS,
         instance=instance,
-        resources={"alert_home": AlertHome(path=str(tmp_path / "b"))},
+        resources={"alert_home": AlertHome(path=str(tmp_path / "b"), settle_seconds=0)},
         tags={
             "dagster/asset_partition_range_start": "2021-09-10",
             "dagster/asset_partition_range_end": "2021-09-11",

@@ -38,6 +38,8 @@ from alert_pipeline.warehouse import (
     severity_counts,
     stored_rows,
 )
+from alert_pipeline_tests import helpers
+from alert_pipeline_tests.helpers import csv_text
 
 US = 1_000_000
 TR = TimeRange(0, 4102444800 * US)
@@ -60,44 +62,7 @@ def at(n: int, seconds: float = 0.0) -> str:
 
 
 def record(**overrides: str) -> list[str]:
-    fields = {
-        "error_code": "0",
-        "error_message": "An error occurred while sending the request",
-        "severity": "Error",
-        "log_location": "/BuildNotice/0",
-        "mode": "MobileSDK",
-        "model": "samsung SM-T295",
-        "graphics": "OpenGLES2",
-        "session_id": "1.0",
-        "sdkv": "1.11.0",
-        "test_mode": "False",
-        "flow_id": "Programmatic1",
-        "flow_type": "Programmatic",
-        "sdk_date": "11/09/2021 10:55:00",
-        "publisher_id": "6028e36ad1e80652e41054ca",
-        "game_id": "609d69021c511f4b1d4df1c4",
-        "bundle_id": "com.pregnantcatemma.virtualpet",
-        "appv": "1.0",
-        "language": "en",
-        "os": "Android OS 10 / API-29 (QP1A.190711.020/T295XXU3BTFE)",
-        "adv_id": "1a1dfbe5-c6bd-4a86-b2c4-8bbdb7a7343c",
-        "gdpr": "False",
-        "ccpa": "False",
-        "country_code": "IN",
-        "date": at(0, 36_000),
-    }
-    assert not set(overrides) - set(fields)
-    fields.update(overrides)
-    return [fields[name] for name in COLUMNS]
-
-
-def csv_text(records: list[list[str]], header: list[str] | None = None) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if header is not None:
-        writer.writerow(header)
-    writer.writerows(records)
-    return buffer.getvalue()
+    return helpers.record(**({"date": at(0, 36_000)} | overrides))
 
 
 def land(home: Home, name: str, records: list[list[str]], header=None) -> Path:
@@ -289,7 +254,7 @@ def test_parquet_types_and_dictionary_encoding(home):
             assert any("DICTIONARY" in e for e in encodings), (name, encodings)
     table = pq.read_table(part)
     assert table.column("test_mode").to_pylist() == [True] * 5
-    assert table.column("sdk_date").to_pylist() == ["11/09/2021 10:55:00"] * 5
+    assert table.column("sdk_date").to_pylist() == ["09/12/2021 10:31:17"] * 5
 
 
 def test_real_samples_land_on_their_days(home, real_samples):

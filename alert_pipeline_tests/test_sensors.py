@@ -1,0 +1,301 @@
+"""The landing-folder sensor and the daily schedule through `evaluate_tick`, with chained cursors
+on a temp folder, executing the runs they request."""
+
+import datetime as dt
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, build_schedule_context, build_sensor_context
+
+from alert_pipeline.definitions import defs
+from alert_pipeline.resources import AlertHome
+from alert_pipeline.sensors import MAX_FILES_PER_TICK, LandingCursor, plan_tick
+from alert_pipeline_tests.helpers import (
+    epoch,
+    one_shot,
+    read_records,
+    record,
+    write_csv,
+    write_split,
+)
+
+SENSOR = defs.resolve_sensor_def("landing_folder_sensor")
+REPOSITORY = defs.get_repository_def()
+
+
+class Landing:
+    """A temp home plus the sensor's chained cursor, executing the runs each tick requests."""
+
+    def __init__(self, root: Path, instance: DagsterInstance) -> None:
+        self.root = root
+        self.incoming = root / "incoming"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.instance = instance
+        self.cursor: str | None = None
+        self.resource = AlertHome(path=str(root), settle_seconds=0)
+
+    def tick(self):
+        context = build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={"alert_home": self.resource},
+            definitions=defs,
+        )
+        result = SENSOR.evaluate_tick(context)
+        self.cursor = result.cursor
+        return result
+
+    def execute(self, request) -> None:
+        job = defs.resolve_job_def(request.job_name)
+        run_config = dict(request.run_config or {})
+        run_config["resources"] = {"alert_home": {"config": {"path": str(self.root)}}}
+        result = job.execute_in_process(
+            run_config=run_config,
+            instance=self.instance,
+            tags=request.tags,
+            partition_key=request.partition_key,
+        )
+        assert result.success
+
+    def settle(self, max_ticks: int = 30) -> list:
+        """Tick and execute until the sensor asks for nothing more; return every request."""
+        requested = []
+        for _ in range(max_ticks):
+            result = self.tick()
+            if not result.run_requests and not json.loads(self.cursor)["waiting"]:
+                return requested
+            for request in result.run_requests:
+                requested.append(request)
+                self.execute(request)
+        raise AssertionError("the sensor did not settle")
+
+    def report(self, day: str) -> dict:
+        return json.loads((self.root / "reports" / day / "alert_report.json").read_text())
+
+
+@pytest.fixture
+def landing(tmp_path: Path):
+    with DagsterInstance.ephemeral() as instance:
+        yield Landing(tmp_path, instance)
+
+
+def day_records(day: str, n: int = 3, start: float = 3600) -> list[list[str]]:
+    return [record(date=epoch(day, start + i)) for i in range(n)]
+
+
+def alerts_ranges(requests) -> list[tuple[str, str]]:
+    return [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in requests
+        if r.job_name == "daily_alerts_job"
+    ]
+
+
+def ingested_files(requests) -> list[str]:
+    return [
+        name
+        for r in requests
+        if r.job_name == "ingest_job"
+        for name in r.run_config["ops"]["ingest_landing_files"]["config"]["files"]
+    ]
+
+
+def test_new_file_waits_one_tick_then_is_ingested_then_its_days_refreshed(landing) -> None:
+    write_csv(landing.incoming / "a.csv", day_records("2021-09-10"))
+    assert landing.tick().run_requests == []  # first tick: starts to settle
+    second = landing.tick().run_requests
+    assert ingested_files(second) == ["a.csv"]
+    assert second[0].run_key.startswith("ingest:")
+    landing.execute(second[0])
+    third = landing.tick().run_requests
+    assert alerts_ranges(third) == [("2021-09-10", "2021-09-10")]
+    landing.execute(third[0])
+    assert landing.report("2021-09-10")["records"]["stored"] == 3
+    # Unchanged files: nothing more to do, tick after tick.
+    for _ in range(3):
+        result = landing.tick()
+        assert result.run_requests == []
+        assert "no new landing files" in result.skip_message
+
+
+def test_a_growing_file_is_not_read_until_it_stops_growing(landing) -> None:
+    path = write_csv(landing.incoming / "growing.csv", day_records("2021-09-10", 2))
+    landing.tick()
+    for more in range(3):
+        with open(path, "a") as handle:
+            handle.write(",".join(record(date=epoch("2021-09-10", 7200 + more))) + "\n")
+        assert landing.tick().run_requests == []
+    requests = landing.settle()
+    assert ingested_files(requests) == ["growing.csv"]
+    assert landing.report("2021-09-10")["records"]["stored"] == 5
+
+
+def test_part_file_is_ignored_until_renamed(landing) -> None:
+    part = write_csv(landing.incoming / "upload.csv.part", day_records("2021-09-10"))
+    assert landing.settle() == []
+    part.rename(landing.incoming / "upload.csv")
+    assert ingested_files(landing.settle()) == ["upload.csv"]
+
+
+def test_redelivered_identical_file_adds_nothing(landing) -> None:
+    original = write_csv(landing.incoming / "a.csv", day_records("2021-09-10"))
+    landing.settle()
+    (landing.incoming / "a-copy.csv").write_bytes(original.read_bytes())
+    os.utime(original, ns=(1, 1_000_000_000))  # and the original touched
+    requests = landing.settle()
+    assert sorted(ingested_files(requests)) == ["a-copy.csv", "a.csv"]
+    assert alerts_ranges(requests) == []  # no day changed
+    assert landing.report("2021-09-10")["records"]["stored"] == 3
+
+
+def test_corrected_file_replaces_its_previous_version(landing) -> None:
+    path = write_csv(landing.incoming / "a.csv", day_records("2021-09-10", 4))
+    first = landing.settle()
+    write_csv(path, day_records("2021-09-11", 2))  # same name, new content, another day
+    second = landing.settle()
+    assert ingested_files(second) == ["a.csv"]
+    assert second[0].run_key != first[0].run_key  # the run key carries the file version
+    assert alerts_ranges(second) == [("2021-09-10", "2021-09-11")]
+    assert landing.report("2021-09-10")["records"]["stored"] == 0
+    assert landing.report("2021-09-11")["records"]["stored"] == 2
+
+
+def test_a_file_spanning_three_days_refreshes_all_three_in_one_run(landing) -> None:
+    records = [record(date=epoch(day, 100)) for day in ("2021-09-10", "2021-09-11", "2021-09-12")]
+    write_csv(landing.incoming / "span.csv", records)
+    requests = landing.settle()
+    assert alerts_ranges(requests) == [("2021-09-10", "2021-09-12")]
+    for day in ("2021-09-10", "2021-09-11", "2021-09-12"):
+        assert landing.report(day)["records"]["stored"] == 1
+
+
+def test_unreadable_file_is_quarantined_once_and_not_retried(landing) -> None:
+    (landing.incoming / "broken.csv.gz").write_bytes(b"not gzip at all")
+    write_csv(landing.incoming / "good.csv", day_records("2021-09-10"))
+    requests = landing.settle()
+    assert sorted(ingested_files(requests)) == ["broken.csv.gz", "good.csv"]
+    reason = landing.root / "quarantine" / "files" / "broken.csv.gz.reason.txt"
+    assert "broken.csv.gz" in reason.read_text()
+    assert not (landing.incoming / "broken.csv.gz").exists()
+    assert landing.settle() == []
+
+
+def test_a_late_file_refreshes_its_old_day_and_the_neighbour_sharing_a_burst(landing) -> None:
+    # Day 2 arrives first: 5 fatal events just after midnight, no incident on their own.
+    write_csv(
+        landing.incoming / "day2.csv", [record(date=epoch("2021-09-11", 3 + i)) for i in range(5)]
+    )
+    landing.settle()
+    assert landing.report("2021-09-11")["incidents"] == []
+    # Day 1 arrives late with 6 events at 23:59:55: one burst, reported by day 2.
+    write_csv(
+        landing.incoming / "day1.csv",
+        [record(date=epoch("2021-09-10", 86_395 + i * 0.5)) for i in range(6)],
+    )
+    requests = landing.settle()
+    assert alerts_ranges(requests) == [("2021-09-10", "2021-09-11")]
+    assert landing.report("2021-09-10")["incidents"] == []
+    rules = {i["rule"] for i in landing.report("2021-09-11")["incidents"]}
+    assert rules == {"fatal_errors_per_minute", "fatal_errors_per_bundle_per_hour"}
+
+
+def test_first_tick_treats_the_existing_ledger_as_handled() -> None:
+    ledger = {"old.csv": {"sha256": "x", "ingested_at": "t", "changed_days": ["2021-09-10"]}}
+    plan = plan_tick({"old.csv": [1, 2, 3]}, ledger, None, {"2021-09-10"})
+    assert plan.ranges == [] and plan.ingest == []
+    assert plan.cursor.waiting == {"old.csv": [1, 2, 3]}
+    again = plan_tick({"old.csv": [1, 2, 3]}, ledger, plan.cursor, {"2021-09-10"})
+    assert again.ingest == ["old.csv"] and again.ranges == []
+
+
+def test_five_thousand_small_files_are_drained_over_several_ticks() -> None:
+    files = {f"f{n:05d}.csv": [10, n, n] for n in range(5000)}
+    cursor, batches = None, []
+    for _ in range(20):
+        plan = plan_tick(files, {}, cursor, set())
+        cursor = plan.cursor
+        if plan.ingest:
+            batches.append(plan.ingest)
+    assert all(len(b) <= MAX_FILES_PER_TICK for b in batches)
+    assert len(batches) >= 5000 // MAX_FILES_PER_TICK
+    drained = [name for b in batches for name in b]
+    assert sorted(drained) == sorted(files) and len(drained) == len(set(drained))
+    assert cursor.waiting == {}
+
+
+def test_cursor_round_trips() -> None:
+    cursor = LandingCursor(waiting={"a": [1, 2, 3]}, sent={"b": [4, 5, 6]}, handled={"c": "v"})
+    assert LandingCursor.load(cursor.dump()) == cursor
+    assert LandingCursor.load(None) is None
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (dt.datetime(2024, 3, 1, 0, 30, tzinfo=dt.UTC), "2024-02-29"),
+        (dt.datetime(2024, 1, 1, 0, 30, tzinfo=dt.UTC), "2023-12-31"),
+        # 23:30 on the 10th in New York is 03:30 UTC on the 11th: yesterday in UTC is the 10th.
+        (
+            dt.datetime(2021, 9, 10, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-4))),
+            "2021-09-10",
+        ),
+    ],
+)
+def test_schedule_targets_yesterday_in_utc(moment: dt.datetime, expected: str) -> None:
+    schedule = defs.resolve_schedule_def("daily_alerts_schedule")
+    with DagsterInstance.ephemeral() as instance:
+        context = build_schedule_context(
+            instance=instance, scheduled_execution_time=moment, repository_def=REPOSITORY
+        )
+        result = schedule.evaluate_tick(context)
+    (request,) = result.run_requests
+    assert request.partition_key == expected
+    assert request.run_key == f"daily:{expected}"
+
+
+def test_schedule_skips_days_before_the_first_partition() -> None:
+    schedule = defs.resolve_schedule_def("daily_alerts_schedule")
+    with DagsterInstance.ephemeral() as instance:
+        moment = dt.datetime(2020, 6, 1, 0, 30, tzinfo=dt.UTC)
+        result = schedule.evaluate_tick(
+            build_schedule_context(
+                instance=instance, scheduled_execution_time=moment, repository_def=REPOSITORY
+            )
+        )
+    assert not result.run_requests
+    assert "before the first partition" in result.skip_message
+
+
+@pytest.mark.parametrize("seed", [5])
+def test_shuffled_arrival_through_the_sensor_equals_one_shot(landing, tmp_path, seed) -> None:
+    from alert_pipeline.generate import generate_logs
+
+    generated = generate_logs(tmp_path / "gen", rows=3000, days=3, seed=seed, one_file="all.csv")
+    records = read_records(generated.files[0])
+    expected = one_shot(records)
+    rng = random.Random(seed)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    files = write_split(records, staging, rng)
+    rng.shuffle(files)
+    for batch in (files[:4], files[4:]):
+        for path in batch:
+            path.rename(landing.incoming / path.name)
+        landing.settle()
+    reported = [
+        (
+            i["rule"],
+            i["group"].get("bundle_id"),
+            i["start"],
+            i["end"],
+            i["peak_count"],
+            i["event_count"],
+        )
+        for path in sorted(landing.root.glob("reports/*/alert_report.json"))
+        for i in json.loads(path.read_text())["incidents"]
+    ]
+    assert len(reported) == len(set(reported))
+    assert set(reported) == expected
