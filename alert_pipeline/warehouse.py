@@ -35,7 +35,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alert_pipeline.loader import (
+    LARGE_BLOCK_SIZE,
     FileRejected,
+    Header,
+    RecordTooLarge,
     Rejections,
     TimeRange,
     read_batches,
@@ -260,6 +263,34 @@ def _quarantine_table(name: str, rejections: Rejections) -> pa.Table:
     )
 
 
+def _stage(
+    home: Home,
+    path: Path,
+    source: str,
+    time_range: TimeRange,
+    header: Header,
+    block_size: int = 0,
+) -> tuple["_DayWriters", dict[str, DayCounts], Rejections]:
+    """Write a file's valid records to temp day parts; collect its rejections (in memory: they
+    are written at the end, when their record numbers are final)."""
+    writers = _DayWriters(home, source)
+    counts: dict[str, DayCounts] = {}
+    rejections = Rejections.empty()
+    try:
+        for batch in read_batches(path, time_range, header, block_size):
+            for day, stored in writers.write(batch.valid).items():
+                counts.setdefault(day, DayCounts()).stored += stored
+            if batch.skipped_records:
+                rejections.record_numbers = renumber(
+                    rejections.record_numbers, batch.skipped_records
+                )
+            rejections.extend(batch.rejections)
+    except BaseException:
+        writers.abort()
+        raise
+    return writers, counts, rejections
+
+
 def ingest_file(
     home: Home, path: Path, time_range: TimeRange, previous: dict | None, digest: str
 ) -> FileOutcome:
@@ -271,21 +302,15 @@ def ingest_file(
     name = path.relative_to(home.incoming).as_posix()
     source = source_id(name)
     stat = path.stat()
-    writers = _DayWriters(home, source)
-    counts: dict[str, DayCounts] = {}
-    rejections = Rejections.empty()
     try:
         header = read_header(path)
-        for batch in read_batches(path, time_range, header):
-            for day, stored in writers.write(batch.valid).items():
-                counts.setdefault(day, DayCounts()).stored += stored
-            if batch.skipped_records:
-                rejections.record_numbers = renumber(
-                    rejections.record_numbers, batch.skipped_records
-                )
-            rejections.extend(batch.rejections)
+        try:
+            writers, counts, rejections = _stage(home, path, source, time_range, header)
+        except RecordTooLarge:
+            writers, counts, rejections = _stage(
+                home, path, source, time_range, header, LARGE_BLOCK_SIZE
+            )
     except FileRejected as rejected:
-        writers.abort()
         return _reject_file(home, path, name, str(rejected), previous)
     temps = writers.close()
     fallback_day = min(counts) if counts else UNDATED
