@@ -24,7 +24,9 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +133,7 @@ class FileOutcome:
     reason: str = ""
     days: dict[str, DayCounts] = field(default_factory=dict)
     changed_days: set[str] = field(default_factory=set)
+    sha256: str = ""
 
     @property
     def read(self) -> int:
@@ -276,42 +279,70 @@ def _stage(
     writers = _DayWriters(home, source)
     counts: dict[str, DayCounts] = {}
     rejections = Rejections.empty()
-    try:
-        for batch in read_batches(path, time_range, header, block_size):
-            for day, stored in writers.write(batch.valid).items():
-                counts.setdefault(day, DayCounts()).stored += stored
-            if batch.skipped_records:
-                rejections.record_numbers = renumber(
-                    rejections.record_numbers, batch.skipped_records
-                )
-            rejections.extend(batch.rejections)
-    except BaseException:
-        writers.abort()
-        raise
+    # Parquet encoding runs on a second thread, overlapping the parsing and typing of the next
+    # batch (both release the GIL); at most two batches wait for it, so memory stays flat.
+    pending: deque[Future] = deque()
+
+    def collect(future: Future) -> None:
+        for day, stored in future.result().items():
+            counts.setdefault(day, DayCounts()).stored += stored
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as encoder:
+        try:
+            for batch in read_batches(path, time_range, header, block_size):
+                pending.append(encoder.submit(writers.write, batch.valid))
+                while len(pending) > 2:
+                    collect(pending.popleft())
+                if batch.skipped_records:
+                    rejections.record_numbers = renumber(
+                        rejections.record_numbers, batch.skipped_records
+                    )
+                rejections.extend(batch.rejections)
+            while pending:
+                collect(pending.popleft())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            encoder.shutdown(wait=True)
+            writers.abort()
+            raise
     return writers, counts, rejections
 
 
 def ingest_file(
-    home: Home, path: Path, time_range: TimeRange, previous: dict | None, digest: str
+    home: Home,
+    path: Path,
+    time_range: TimeRange,
+    previous: dict | None,
+    original_of: Callable[[str], str | None],
 ) -> FileOutcome:
     """Ingest one file version: stage its day parts, then swap them in and record it in the ledger.
 
-    A file that cannot be parsed at all is moved to quarantine/files with a reason, and what an
-    earlier version of it contributed stays as it was.
+    The content hash is computed beside the parsing; if it shows the content was already
+    ingested under another name (`original_of`), the staged parts are dropped and the file is
+    recorded as a duplicate. A file that cannot be parsed at all is moved to quarantine/files
+    with a reason, and what an earlier version of it contributed stays as it was.
     """
     name = path.relative_to(home.incoming).as_posix()
     source = source_id(name)
     stat = path.stat()
-    try:
-        header = read_header(path)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hasher:
+        hashing = hasher.submit(content_hash, path)
         try:
-            writers, counts, rejections = _stage(home, path, source, time_range, header)
-        except RecordTooLarge:
-            writers, counts, rejections = _stage(
-                home, path, source, time_range, header, LARGE_BLOCK_SIZE
-            )
-    except FileRejected as rejected:
-        return _reject_file(home, path, name, str(rejected), previous)
+            header = read_header(path)
+            try:
+                writers, counts, rejections = _stage(home, path, source, time_range, header)
+            except RecordTooLarge:
+                writers, counts, rejections = _stage(
+                    home, path, source, time_range, header, LARGE_BLOCK_SIZE
+                )
+        except FileRejected as rejected:
+            return _reject_file(home, path, name, str(rejected), previous)
+        digest = hashing.result()
+    original = original_of(digest)
+    if original is not None and original != name:
+        writers.abort()
+        return _record_duplicate(home, name, stat, digest, original, previous)
     temps = writers.close()
     fallback_day = min(counts) if counts else UNDATED
     rejected_by_day: dict[str, list[int]] = {}
@@ -353,7 +384,9 @@ def ingest_file(
         "changed_days": sorted(set(counts) | old_days),
     }
     atomic_write_json(home.ledger / f"{source}.json", entry)
-    return FileOutcome(name, "ingested", days=counts, changed_days=set(counts) | old_days)
+    return FileOutcome(
+        name, "ingested", days=counts, changed_days=set(counts) | old_days, sha256=digest
+    )
 
 
 def _file_version(stat: os.stat_result) -> list[int]:
@@ -391,6 +424,26 @@ def _reject_file(
     return FileOutcome(name, "rejected", reason=reason)
 
 
+def _record_duplicate(
+    home: Home, name: str, stat: os.stat_result, digest: str, original: str, previous: dict | None
+) -> FileOutcome:
+    """Content already ingested under another name adds no records; whatever an earlier
+    version of this file contributed is withdrawn."""
+    old_days = set(previous["days"]) if previous else set()
+    _drop_parts(home, source_id(name), old_days)
+    entry = {
+        "file": name,
+        "source": source_id(name),
+        "sha256": digest,
+        "version": _file_version(stat),
+        "duplicate_of": original,
+        "days": {},
+        "changed_days": sorted(old_days),
+    }
+    atomic_write_json(home.ledger / f"{entry['source']}.json", entry)
+    return FileOutcome(name, "duplicate", f"same content as {original}", changed_days=old_days)
+
+
 def ingest_pending(
     home: Home,
     time_range: TimeRange,
@@ -425,39 +478,25 @@ def ingest_pending(
                     continue
                 if min_age_seconds > 0 and stat.st_mtime_ns > newest_mtime_ns:
                     continue
-                digest = content_hash(path)
+                # Same size as the ingested version: maybe only touched, so hash before parsing.
+                maybe_same = previous and previous.get("version", [None])[0] == stat.st_size
+                digest = content_hash(path) if maybe_same else None
             except OSError as error:
                 outcomes.append(_reject_file(home, path, name, f"cannot read: {error}", previous))
                 continue
-            if previous and previous.get("sha256") == digest and not previous.get("rejected"):
+            if digest and previous.get("sha256") == digest and not previous.get("rejected"):
                 previous.update(version=_file_version(stat), changed_days=[])
                 atomic_write_json(home.ledger / f"{previous['source']}.json", previous)
                 outcomes.append(FileOutcome(name, "unchanged"))
                 continue
-            original = by_content.get(digest, name)
-            if original != name:
-                old_days = set(previous["days"]) if previous else set()
-                _drop_parts(home, source_id(name), old_days)
-                entry = {
-                    "file": name,
-                    "source": source_id(name),
-                    "sha256": digest,
-                    "version": _file_version(stat),
-                    "duplicate_of": original,
-                    "days": {},
-                    "changed_days": sorted(old_days),
-                }
-                atomic_write_json(home.ledger / f"{entry['source']}.json", entry)
-                ledger[name] = entry
+            if digest and by_content.get(digest, name) != name:
                 outcomes.append(
-                    FileOutcome(
-                        name, "duplicate", f"same content as {original}", changed_days=old_days
-                    )
+                    _record_duplicate(home, name, stat, digest, by_content[digest], previous)
                 )
                 continue
-            outcome = ingest_file(home, path, time_range, previous, digest)
+            outcome = ingest_file(home, path, time_range, previous, by_content.get)
             if outcome.status == "ingested":
-                by_content[digest] = name
+                by_content[outcome.sha256] = name
             outcomes.append(outcome)
     return outcomes
 
