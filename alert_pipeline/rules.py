@@ -47,10 +47,12 @@ class Incident:
 
 @dataclass(frozen=True)
 class Events:
-    """Fatal events of one rule: times (µs since epoch, UTC) and, for grouped rules, group labels."""
+    """Fatal events of one rule: times (µs since epoch, UTC) and, for grouped rules, group
+    labels — or integer codes into `labels`, as storage hands them over dictionary-encoded."""
 
     times_us: np.ndarray
     groups: np.ndarray | None = None
+    labels: list | None = None
 
     def __post_init__(self) -> None:
         if self.groups is not None and len(self.groups) != len(self.times_us):
@@ -101,7 +103,10 @@ def _sorted_events(events: Events) -> tuple[np.ndarray, np.ndarray, list]:
     if events.groups is None:
         order = np.argsort(times, kind="stable")
         return times[order], np.zeros(len(times), dtype=np.int64), [None]
-    labels, codes = np.unique(np.asarray(events.groups, dtype=object), return_inverse=True)
+    if events.labels is not None:
+        labels, codes = list(events.labels), np.asarray(events.groups, dtype=np.int64)
+    else:
+        labels, codes = np.unique(np.asarray(events.groups, dtype=object), return_inverse=True)
     order = np.lexsort((times, codes))
     return times[order], codes[order].astype(np.int64), list(labels)
 

@@ -578,8 +578,13 @@ def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
     times = table.column("date").cast(pa.int64()).to_numpy()
     if rule.group_by is None:
         return Events(times)
-    groups = table.column(rule.group_by).cast(pa.string()).to_numpy(zero_copy_only=False)
-    return Events(times, groups)
+    column = table.column(rule.group_by)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    encoded = pa.table({"group": column}).unify_dictionaries().column("group").combine_chunks()
+    labels = [*encoded.dictionary.to_pylist(), None]  # the last code stands for a missing value
+    codes = pc.fill_null(encoded.indices, len(labels) - 1).to_numpy()
+    return Events(times, codes, labels)
 
 
 def fatal_per_minute(home: Home, day: str, severities: Iterable[str]) -> np.ndarray:
