@@ -499,9 +499,8 @@ def test_read_events_returns_only_fatal_events_with_group_labels(home):
 
     grouped = SlidingWindowRule("g", threshold=10, window_seconds=3600, group_by="bundle_id")
     events = read_events(home, grouped, [day(0), day(1)])
-    assert sorted(zip(events.times_us.tolist(), events.groups.tolist(), strict=True)) == sorted(
-        fatal
-    )
+    labels = [events.labels[code] for code in events.groups.tolist()]  # dictionary codes
+    assert sorted(zip(events.times_us.tolist(), labels, strict=True)) == sorted(fatal)
 
     plain = SlidingWindowRule("p", threshold=10, window_seconds=60)
     events = read_events(home, plain, [day(0)])
