@@ -181,6 +181,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from alert_pipeline.bench import run_bench
+
+    return run_bench(
+        rows=args.rows,
+        days=args.days,
+        seed=args.seed,
+        repeat=args.repeat,
+        work=args.work,
+        competitors=args.competitors,
+        json_path=args.json,
+        keep=args.keep,
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="alert-pipeline", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -203,6 +218,24 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--one-file", help="write one file of this name instead of one per day")
     generate.add_argument("--gzip", action="store_true", help="write .csv.gz files")
     generate.set_defaults(function=cmd_generate)
+    from alert_pipeline.bench import COMPETITORS, DEFAULT_WORK
+
+    bench = commands.add_parser(
+        "bench", help="time the pipeline against DuckDB and pandas on one synthetic file"
+    )
+    bench.add_argument("--rows", type=int, required=True, help="records to generate")
+    bench.add_argument("--days", type=int, default=1, help="UTC days they span (default: 1)")
+    bench.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    bench.add_argument("--repeat", type=int, default=3, help="runs per competitor (default: 3)")
+    bench.add_argument(
+        "--work",
+        help=f"work folder: cached input, run folders (default: $ALERT_PIPELINE_BENCH_DIR, "
+        f"else {DEFAULT_WORK})",
+    )
+    bench.add_argument("--competitors", nargs="+", choices=COMPETITORS, default=list(COMPETITORS))
+    bench.add_argument("--json", help="also write the raw figures to this JSON file")
+    bench.add_argument("--keep", action="store_true", help="keep every run's folder")
+    bench.set_defaults(function=cmd_bench)
     return top
 
 

@@ -120,14 +120,15 @@ def read_header(path: Path) -> Header:
             head = handle.read(HEAD_BYTES)
     except (OSError, EOFError) as error:
         raise FileRejected(f"cannot read {path.name}: {error}") from error
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[:200].count(b"\x00") > 20:
+        raise FileRejected(
+            f"{path.name} looks like UTF-16 text or binary data; files must be UTF-8 CSV"
+        )
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as error:
-        if error.start < len(head) - 4:
-            raise FileRejected(f"{path.name} is not UTF-8 text: {error}") from error
-        text = head[: error.start].decode("utf-8")
+    # Bytes that are not UTF-8 only matter here if they are in the header; in a record they
+    # reject that record later.
+    text = head.decode("utf-8", "replace")
     first = next(csv.reader(io.StringIO(text)), None)
     if not first:
         raise FileRejected(f"{path.name} is empty: no header and no records")
@@ -156,20 +157,49 @@ def read_header(path: Path) -> Header:
     )
 
 
-def _raw_lines(strings: pa.Table) -> pa.Array:
-    """Records as CSV text again, for the quarantine's `raw` column."""
-    quoted = []
-    for column in strings.columns:
-        text = pc.fill_null(column.cast(pa.string()), "")
-        needs_quotes = pc.match_substring_regex(text, r'[",\r\n]')
-        escaped = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
-        quoted.append(pc.if_else(needs_quotes, escaped, text))
-    return pc.binary_join_element_wise(*quoted, ",")
+def _texts(column: pa.Array) -> list[str | None]:
+    """Values as Python text, with invalid UTF-8 replaced: for reasons and the quarantine only."""
+    if pa.types.is_dictionary(column.type):
+        column = pc.take(column.dictionary, column.indices)
+    return [
+        None if value is None else value.decode("utf-8", "replace")
+        for value in column.cast(pa.binary()).to_pylist()
+    ]
+
+
+def _raw_lines(strings: pa.Table) -> list[str]:
+    """Records as CSV text again (RFC 4180 quoting), for the quarantine's `raw` column."""
+    columns = [_texts(column.combine_chunks()) for column in strings.columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    lines = []
+    for fields in zip(*columns, strict=True):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(["" if value is None else value for value in fields])
+        lines.append(buffer.getvalue()[:-1])
+    return lines
 
 
 def _truncate(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _utf8_problems(values: pa.Array) -> np.ndarray | None:
+    """Which values are not valid UTF-8 (None when all are: the common, fast case)."""
+    try:
+        values.validate(full=True)
+        return None
+    except pa.ArrowInvalid:
+        return np.array([not _is_utf8(v) for v in values.cast(pa.binary()).to_pylist()], bool)
+
+
+def _is_utf8(value: bytes | None) -> bool:
+    try:
+        return value is None or bool(value.decode("utf-8")) or True
+    except UnicodeDecodeError:
+        return False
 
 
 class BatchTyper:
@@ -244,9 +274,31 @@ class BatchTyper:
         self.day_us = np.where(ok & in_range, micros, np.nan)
         return pa.array(micros.astype(np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
 
+    def _checked_utf8(self, name: str, column: pa.Array) -> pa.Array:
+        """Bytes that are not UTF-8 reject their record; the values are made text (with
+        replacement characters) so that the kernels below can run over the batch."""
+        encoded = pa.types.is_dictionary(column.type)
+        values = column.dictionary if encoded else column
+        problems = _utf8_problems(values)
+        if problems is None:
+            return column
+        repaired = pa.array(_texts(values), pa.string())
+        if encoded:
+            self._flag(
+                name,
+                pc.fill_null(pc.take(pa.array(problems), column.indices), False),
+                "not valid UTF-8 text",
+            )
+            return pa.DictionaryArray.from_arrays(column.indices, repaired)
+        self._flag(name, problems, "not valid UTF-8 text")
+        return repaired
+
     def typed(self) -> pa.Table:
         strings = self.strings.unify_dictionaries()
-        arrays = [self._parse(name, strings.column(name).combine_chunks()) for name in COLUMNS]
+        arrays = [
+            self._parse(name, self._checked_utf8(name, strings.column(name).combine_chunks()))
+            for name in COLUMNS
+        ]
         return pa.Table.from_arrays(arrays, schema=TYPED_SCHEMA)
 
 
@@ -312,13 +364,14 @@ def type_batch(
     rejected = np.flatnonzero(invalid)
     rejections = Rejections.empty()
     if len(rejected):
-        raws = _raw_lines(strings.take(pa.array(rejected))).to_pylist()
-        for row, raw in zip(rejected, raws, strict=True):
+        subset = strings.take(pa.array(rejected))
+        raws = _raw_lines(subset)
+        shown = {
+            name: _texts(subset.column(name).combine_chunks()) for name, _, _ in typer.problems
+        }
+        for position, (row, raw) in enumerate(zip(rejected, raws, strict=True)):
             messages = [
-                (
-                    column,
-                    f"{column}: {reason} ({_truncate(strings.column(column)[int(row)].as_py())})",
-                )
+                (column, f"{column}: {reason} ({_truncate(shown[column][position])})")
                 for column, bad, reason in typer.problems
                 if bad[row]
             ] + [(m.split(":")[0], m) for m in pandera_reasons.get(int(row), [])]
@@ -412,6 +465,7 @@ def read_batches(
                 column_types=PARSE_TYPES,
                 null_values=[""],
                 strings_can_be_null=True,
+                check_utf8=False,  # checked per value below: one bad record must not sink a file
                 quoted_strings_can_be_null=True,
             ),
         )

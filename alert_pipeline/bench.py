@@ -1,0 +1,736 @@
+"""`alert-pipeline bench`: this pipeline side by side with DuckDB and a plain pandas script.
+
+The same synthetic file (`generate.generate_logs`, cached in the work folder by rows / days / seed)
+is processed by every competitor, each in its own child process, `repeat` times; medians are shown:
+
+- `project`: the project's own code in one process, without Dagster: `ingest_pending` into a fresh
+  home, then for every rule and day with data `assets.detect_day` + `write_incidents`, then the
+  daily reports written as the `alert_report` asset writes them.
+- `project_dagster`: `alert-pipeline run --home H` on a fresh home (the whole command: interpreter
+  start, Dagster import and instance, runs), to show the orchestration overhead.
+- `duckdb_copy` / `duckdb`: DuckDB's typed CSV → zstd Parquet copy alone (the reference of the last
+  column), and that copy plus the rules as window SQL on the Parquet.
+- `pandas_seed`: `pd.read_csv` of the whole file and `rolling(...).count()` per rule.
+
+Wall time is measured inside the child around the work only (after the imports) for `project`,
+`duckdb` and `pandas_seed`; for `project_dagster` it is the whole command. Peak RSS is the child's
+`ru_maxrss` from `wait4`. The child is started by a tiny launcher process (`python -S`, ~10 MB),
+not by this process directly: Linux carries the hiwater RSS of the process that forks / vforks
+across `exec` into the child's `ru_maxrss`, so a child spawned straight from a bench process that
+has generated data or read results would report at least that process's peak.
+
+Fairness: every competitor reports its set of breaching events per rule, (group, event time µs)
+of events whose window (t − W, t] holds more than `threshold` events of the group; the sets must be
+equal across competitors and repeats, and every competitor must have loaded all the records. For the
+project the set is computed from the warehouse it wrote (outside the timed part), and its stored
+incidents are checked against the breach events too. A disagreement fails the command.
+
+Only the standard library is imported at module level, so the CLI and the launcher stay light.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+COMPETITORS: tuple[str, ...] = ("project", "project_dagster", "duckdb", "pandas_seed")
+DEFAULT_WORK = "/tmp/alert-pipeline-bench"
+DEFAULT_START = dt.date(2021, 9, 10)
+CSV_NAME = "bench.csv"
+RESULT_NAME = "result.json"
+LAUNCH_NAME = "launch.json"
+LOG_NAME = "output.log"
+
+# The child's parent: spawns the command, waits for it with wait4 and writes its figures as JSON.
+# Run with `python -S` so that its own peak RSS (which the command's ru_maxrss cannot go below)
+# stays around 10 MB.
+_LAUNCHER = """\
+import json, os, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.posix_spawn(argv[0], argv, os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(out, "w") as handle:
+    json.dump({"exit_code": os.waitstatus_to_exitcode(status), "process_s": wall,
+               "maxrss_kb": usage.ru_maxrss, "user_s": usage.ru_utime,
+               "sys_s": usage.ru_stime}, handle)
+"""
+
+# The 24 columns as DuckDB types: what the project stores, minus dictionary encoding.
+DUCKDB_TYPES = {"date": "DOUBLE", "error_code": "BIGINT"} | {
+    name: "BOOLEAN" for name in ("test_mode", "gdpr", "ccpa")
+}
+
+BreachSets = dict[str, set[tuple[str | None, int]]]
+
+
+def default_work_dir() -> str:
+    return os.environ.get("ALERT_PIPELINE_BENCH_DIR", DEFAULT_WORK)
+
+
+def _self_maxrss_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# --- the exact breach events --------------------------------------------------------------------
+
+
+def breach_events(
+    times_us: Sequence[int],
+    groups: Sequence | None,
+    threshold: int,
+    window_us: int,
+    labels: Sequence | None = None,
+) -> set[tuple[str | None, int]]:
+    """(group, time) of every event time t at which more than `threshold` events of the group
+    fall in (t − W, t]. Defined on times, so it does not depend on how ties are ordered.
+
+    `groups` holds each event's group label, or integer codes into `labels` when given."""
+    import numpy as np
+
+    times = np.asarray(times_us, dtype=np.int64)
+    if groups is None:
+        labels, codes = [None], np.zeros(len(times), dtype=np.int64)
+    elif labels is not None:
+        codes = np.asarray(groups, dtype=np.int64)
+    else:
+        values = np.asarray(groups, dtype=object)
+        labels = sorted(set(values.tolist()), key=lambda v: (v is None, str(v)))
+        index = {value: code for code, value in enumerate(labels)}
+        codes = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+    order = np.lexsort((times, codes))
+    times, codes = times[order], codes[order]
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [len(times)]])
+    found: set[tuple[str | None, int]] = set()
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        if end - start <= threshold:
+            continue
+        ts = times[start:end]
+        counts = np.searchsorted(ts, ts, side="right") - np.searchsorted(
+            ts, ts - window_us, side="right"
+        )
+        label = labels[codes[start]]
+        group = None if label is None else str(label)
+        found.update((group, int(t)) for t in np.unique(ts[counts > threshold]))
+    return found
+
+
+def incidents_from_breaches(
+    breaches: Iterable[tuple[str | None, int]], window_us: int
+) -> set[tuple[str | None, int, int]]:
+    """(group, first breach, last breach) of each run of breach times less than W apart."""
+    by_group: dict[str | None, list[int]] = {}
+    for group, time_us in breaches:
+        by_group.setdefault(group, []).append(time_us)
+    incidents = set()
+    for group, times in by_group.items():
+        times.sort()
+        first = times[0]
+        for previous, current in zip(times, times[1:], strict=False):
+            if current - previous >= window_us:
+                incidents.add((group, first, previous))
+                first = current
+        incidents.add((group, first, times[-1]))
+    return incidents
+
+
+def _from_json(document: dict[str, list]) -> BreachSets:
+    return {rule: {(g, int(t)) for g, t in found} for rule, found in document.items()}
+
+
+def home_figures(home_path: Path) -> dict:
+    """From a home a project competitor wrote: records stored / quarantined, breach events per
+    rule recomputed from the warehouse, and problems if its stored incidents do not match them."""
+    from alert_pipeline.rules import RULES
+    from alert_pipeline.warehouse import Home, days_with_data, read_events, read_ledger
+
+    home = Home(home_path)
+    days = sorted(days_with_data(home))
+    ledger = read_ledger(home).values()
+    stored = sum(c["stored"] for entry in ledger for c in entry["days"].values())
+    quarantined = sum(c["quarantined"] for entry in ledger for c in entry["days"].values())
+    breaches: BreachSets = {}
+    problems = []
+    for rule in RULES:
+        events = read_events(home, rule, days)
+        found = breach_events(
+            events.times_us,
+            events.groups,
+            rule.threshold,
+            rule.window_us,
+            getattr(events, "labels", None),  # codes + labels once storage hands them so
+        )
+        breaches[rule.name] = found
+        stored_incidents = set()
+        for path in sorted((home.incidents / rule.name).glob("day=*.json")):
+            for record in json.loads(path.read_text()):
+                stored_incidents.add(
+                    (record["group"], record["start_us"], record["last_breach_us"])
+                )
+        expected = incidents_from_breaches(found, rule.window_us)
+        if stored_incidents != expected:
+            problems.append(
+                f"{rule.name}: stored incidents do not match the breach events "
+                f"({len(stored_incidents - expected)} unexpected, "
+                f"{len(expected - stored_incidents)} missing)"
+            )
+    return {
+        "rows": stored + quarantined,
+        "quarantined": quarantined,
+        "breaches": breaches,
+        "problems": problems,
+    }
+
+
+# --- the competitors, run inside the child process ----------------------------------------------
+
+
+def run_project(csv: Path, scratch: Path) -> dict:
+    """The project's own code in this process, as the assets run it, without Dagster."""
+    from alert_pipeline import assets
+    from alert_pipeline.report import (
+        DayReport,
+        plot_fatal_per_minute,
+        render_markdown,
+        write_report,
+    )
+    from alert_pipeline.resources import AlertHome
+    from alert_pipeline.rules import DEFAULT_SEVERITIES, RULES
+    from alert_pipeline.warehouse import (
+        Home,
+        day_counts,
+        days_with_data,
+        fatal_per_minute,
+        ingest_pending,
+        quarantine_reasons,
+        read_incidents,
+        write_incidents,
+    )
+
+    home = Home(scratch / "home").create()
+    _place(csv, home.incoming / CSV_NAME)
+    rss_after_imports = _self_maxrss_kb()
+    start = time.perf_counter()
+    outcomes = ingest_pending(home, AlertHome(path=str(home.root)).time_range())
+    ingested = time.perf_counter()
+    days = sorted(days_with_data(home))
+    for rule in RULES:  # as the rule assets: one per rule, each over the days of the run
+        for day in days:
+            incidents = assets.detect_day(home, rule, day)
+            write_incidents(home, rule.name, day, [assets.incident_record(i) for i in incidents])
+    detected = time.perf_counter()
+    # As the alert_report asset.
+    severities = frozenset().union(*(rule.severities for rule in RULES)) or DEFAULT_SEVERITIES
+    reports = []
+    for day in days:
+        incidents = [
+            assets.incident_from_record(record)
+            for rule in RULES
+            for record in read_incidents(home, rule.name, day) or []
+        ]
+        counts = day_counts(home, day)
+        report = DayReport(
+            partition=day,
+            stored=counts.stored,
+            quarantined=counts.quarantined,
+            incidents=tuple(incidents),
+            fatal_per_minute=fatal_per_minute(home, day, severities),
+            quarantine_reasons=quarantine_reasons(home, day),
+        )
+        write_report(report, home.reports)
+        reports.append(report)
+    if reports:
+        render_markdown(reports[-1], plot_fatal_per_minute(reports[-1]))
+    end = time.perf_counter()
+    return {
+        "wall_s": end - start,
+        "phases": {
+            "ingest_s": ingested - start,
+            "rules_s": detected - ingested,
+            "report_s": end - detected,
+        },
+        "rows": sum(o.read for o in outcomes),
+        "rss_after_imports_kb": rss_after_imports,
+    }
+
+
+def _sql_text(value: str | Path) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def duckdb_columns() -> str:
+    """The `columns={...}` struct of read_csv: the 24 columns with explicit types."""
+    from alert_pipeline.schema import COLUMNS
+
+    return "{" + ", ".join(f"'{c}': '{DUCKDB_TYPES.get(c, 'VARCHAR')}'" for c in COLUMNS) + "}"
+
+
+def duckdb_rule_sql(parquet: Path, rule) -> str:
+    """Breach events of one rule: the time of the row `threshold` rows earlier in the group is
+    within W. Not `RANGE BETWEEN INTERVAL … PRECEDING`, whose frame includes both ends."""
+    severities = ", ".join(_sql_text(s) for s in sorted(rule.severities))
+    group = rule.group_by or "NULL::VARCHAR"
+    partition = "PARTITION BY g " if rule.group_by else ""
+    return f"""
+        WITH events AS (
+            SELECT {group} AS g, CAST(round(date * 1000000) AS BIGINT) AS t
+            FROM read_parquet({_sql_text(parquet)})
+            WHERE lower(trim(severity)) IN ({severities})
+        ), lagged AS (
+            SELECT g, t, LAG(t, {rule.threshold}) OVER ({partition}ORDER BY t) AS t_k FROM events
+        )
+        SELECT DISTINCT g, t FROM lagged WHERE t_k > t - {rule.window_us}
+    """
+
+
+def run_duckdb(csv: Path, scratch: Path) -> dict:
+    import duckdb
+
+    from alert_pipeline.rules import RULES
+
+    parquet = scratch / "logs.parquet"
+    rss_after_imports = _self_maxrss_kb()
+    start = time.perf_counter()
+    connection = duckdb.connect()
+    connection.execute(
+        f"COPY (SELECT * FROM read_csv({_sql_text(csv)}, header = true, delim = ',', "
+        f"quote = '\"', escape = '\"', columns = {duckdb_columns()})) "
+        f"TO {_sql_text(parquet)} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    copied = time.perf_counter()
+    rss_after_copy = _self_maxrss_kb()
+    found = {
+        rule.name: connection.execute(duckdb_rule_sql(parquet, rule)).fetchall() for rule in RULES
+    }
+    end = time.perf_counter()
+    rows = connection.execute(f"SELECT count(*) FROM read_parquet({_sql_text(parquet)})").fetchone()
+    connection.close()
+    return {
+        "wall_s": end - start,
+        "copy_s": copied - start,
+        "phases": {"copy_s": copied - start, "rules_s": end - copied},
+        "rows": int(rows[0]),
+        "breaches": {name: [(g, int(t)) for g, t in rows] for name, rows in found.items()},
+        "rss_after_imports_kb": rss_after_imports,
+        "rss_after_copy_kb": rss_after_copy,
+    }
+
+
+def run_pandas_seed(csv: Path, scratch: Path) -> dict:
+    """What users start from: the whole file in a DataFrame and `rolling(...).count()`."""
+    import pandas as pd
+
+    from alert_pipeline.rules import RULES
+
+    rss_after_imports = _self_maxrss_kb()
+    start = time.perf_counter()
+    frame = pd.read_csv(
+        csv, dtype={"severity": "category", "os": "category", "bundle_id": "category"}
+    )
+    # Float seconds → datetime, rounded to whole µs as the project does: `unit="s"` on the floats
+    # is off by some ns, which could flip events exactly W apart.
+    frame["date"] = pd.to_datetime((frame["date"] * 1e6).round().astype("int64"), unit="us")
+    loaded = time.perf_counter()
+    results = {}
+    for rule in RULES:
+        fatal = frame[frame["severity"].str.strip().str.lower().isin(rule.severities)]
+        fatal = fatal.assign(n=1).set_index("date").sort_index()
+        window = f"{rule.window_us}us"
+        if rule.group_by is None:
+            counts = fatal["n"].rolling(window).count()
+        else:
+            counts = fatal.groupby(rule.group_by, observed=True)["n"].rolling(window).count()
+        results[rule] = counts[counts > rule.threshold]
+    end = time.perf_counter()
+    breaches = {}
+    for rule, hits in results.items():
+        if rule.group_by is None:
+            pairs = [(None, t) for t in hits.index.as_unit("us").asi8]
+        else:
+            times = hits.index.get_level_values("date").as_unit("us").asi8
+            groups = hits.index.get_level_values(rule.group_by).astype(str)
+            pairs = list(zip(groups, times.tolist(), strict=True))
+        breaches[rule.name] = sorted(
+            {(g, int(t)) for g, t in pairs}, key=lambda e: (e[0] or "", e[1])
+        )
+    return {
+        "wall_s": end - start,
+        "phases": {"read_s": loaded - start, "rules_s": end - loaded},
+        "rows": len(frame),
+        "breaches": breaches,
+        "rss_after_imports_kb": rss_after_imports,
+    }
+
+
+WORKERS = {"project": run_project, "duckdb": run_duckdb, "pandas_seed": run_pandas_seed}
+
+
+def _place(source: Path, target: Path) -> None:
+    """The input file in a competitor's folder: a hard link when possible, else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def worker_main(argv: Sequence[str]) -> int:
+    """`python -m alert_pipeline.bench worker COMPETITOR CSV SCRATCH`: run, write result.json."""
+    _, competitor, csv, scratch = argv
+    result = WORKERS[competitor](Path(csv), Path(scratch))
+    result["maxrss_self_kb"] = _self_maxrss_kb()
+    (Path(scratch) / RESULT_NAME).write_text(json.dumps(result))
+    return 0
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+class BenchFailed(Exception):
+    """A competitor failed to run; the message says which and where its output is."""
+
+
+def bench_input(work: Path, rows: int, days: int, seed: int) -> Path:
+    """The generated file for (rows, days, seed), made once and reused."""
+    from alert_pipeline.generate import generate_logs
+
+    folder = work / "data" / f"rows-{rows}_days-{days}_seed-{seed}"
+    csv, meta = folder / CSV_NAME, folder / "generated.json"
+    key = {"rows": rows, "days": days, "seed": seed, "start": str(DEFAULT_START)}
+    if csv.is_file() and meta.is_file():
+        recorded = json.loads(meta.read_text())
+        if recorded.get("key") == key and recorded.get("bytes") == csv.stat().st_size:
+            return csv
+    meta.unlink(missing_ok=True)
+    print(f"generating {rows} records over {days} day(s) into {csv} …", file=sys.stderr)
+    generate_logs(
+        folder, rows=rows, days=days, seed=seed, start_day=DEFAULT_START, one_file=CSV_NAME
+    )
+    meta.write_text(json.dumps({"key": key, "bytes": csv.stat().st_size}) + "\n")
+    return csv
+
+
+def _cli_argv(home: Path) -> list[str]:
+    script = Path(sys.executable).with_name("alert-pipeline")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), "run", "--home", str(home)]
+    return [sys.executable, "-m", "alert_pipeline.cli", "run", "--home", str(home)]
+
+
+def _launch(argv: list[str], scratch: Path) -> dict:
+    """Run `argv` under the launcher; its exit code, process wall time and peak RSS."""
+    with open(scratch / LOG_NAME, "wb") as log:
+        subprocess.run(
+            [sys.executable, "-S", "-c", _LAUNCHER, str(scratch / LAUNCH_NAME), *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    return json.loads((scratch / LAUNCH_NAME).read_text())
+
+
+def _output_tail(scratch: Path, lines: int = 15) -> str:
+    path = scratch / LOG_NAME
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def run_once(competitor: str, csv: Path, scratch: Path) -> dict:
+    """One run of one competitor in its own process, with the figures and breach events."""
+    scratch.mkdir(parents=True)
+    if competitor == "project_dagster":
+        home = scratch / "home"
+        (home / "incoming").mkdir(parents=True)
+        _place(csv, home / "incoming" / CSV_NAME)
+        launch = _launch(_cli_argv(home), scratch)
+        result: dict = {"wall_s": launch["process_s"]}
+    else:
+        argv = [sys.executable, "-m", "alert_pipeline.bench", "worker", competitor]
+        launch = _launch([*argv, str(csv), str(scratch)], scratch)
+        result = {}
+        if launch["exit_code"] == 0:
+            result = json.loads((scratch / RESULT_NAME).read_text())
+    if launch["exit_code"] != 0:
+        raise BenchFailed(
+            f"{competitor} exited with {launch['exit_code']}; its output ends with:\n"
+            + _output_tail(scratch)
+        )
+    result.update(
+        process_s=launch["process_s"],
+        maxrss_kb=launch["maxrss_kb"],
+        user_s=launch["user_s"],
+        sys_s=launch["sys_s"],
+    )
+    if competitor in ("project", "project_dagster"):
+        figures = home_figures(scratch / "home")
+        result.update(
+            rows=figures["rows"], breaches=figures["breaches"], problems=figures["problems"]
+        )
+    else:
+        result["breaches"] = _from_json(result["breaches"])
+    return result
+
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor() or "unknown"
+    memory = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "nproc": usable,
+        "memory_gib": round(memory / 2**30, 1),
+        "cpu": model,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for package in ("alert_pipeline", "dagster", "duckdb", "pandas", "pyarrow", "numpy"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "absent"
+    return found
+
+
+def check_agreement(runs: dict[str, list[dict]], rows: int) -> list[str]:
+    """Problems that make the comparison unfair: a competitor that did not load every record, or
+    whose breach events differ from the first competitor's (or from its own other repeats)."""
+    problems = []
+    reference_name, reference = None, None
+    for competitor, results in runs.items():
+        for number, result in enumerate(results, start=1):
+            label = f"{competitor} (run {number})"
+            problems += [f"{label}: {p}" for p in result.get("problems", [])]
+            if result["rows"] != rows:
+                problems.append(f"{label}: loaded {result['rows']} records, not {rows}")
+            if reference is None:
+                reference_name, reference = label, result["breaches"]
+                continue
+            for rule in sorted(set(reference) | set(result["breaches"])):
+                mine, theirs = result["breaches"].get(rule, set()), reference.get(rule, set())
+                if mine != theirs:
+                    extra, missing = sorted(mine - theirs), sorted(theirs - mine)
+                    problems.append(
+                        f"{label} vs {reference_name}, {rule}: {len(mine)} vs {len(theirs)} "
+                        f"breach events; {len(extra)} only in {competitor} (e.g. {extra[:3]}), "
+                        f"{len(missing)} missing (e.g. {missing[:3]})"
+                    )
+    return problems
+
+
+def summarize(runs: dict[str, list[dict]], rows: int) -> dict[str, dict]:
+    """Medians per competitor (and `duckdb_copy` from the duckdb runs), in table order."""
+    figures: dict[str, dict] = {}
+    for competitor, results in runs.items():
+        rows_of = [(competitor, [r["wall_s"] for r in results], [r["maxrss_kb"] for r in results])]
+        if competitor == "duckdb":
+            rows_of.insert(
+                0,
+                (
+                    "duckdb_copy",
+                    [r["copy_s"] for r in results],
+                    [r["rss_after_copy_kb"] for r in results],
+                ),
+            )
+        for name, walls, rss in rows_of:
+            wall = statistics.median(walls)
+            figures[name] = {
+                "median_wall_s": wall,
+                "records_per_s": rows / wall if wall > 0 else float("inf"),
+                "peak_rss_mb": statistics.median(rss) / 1024,
+                "median_process_s": statistics.median(r["process_s"] for r in results),
+                "wall_s": walls,
+                "peak_rss_kb": rss,
+            }
+    reference = figures.get("duckdb_copy", {}).get("median_wall_s")
+    for values in figures.values():
+        values["x_duckdb_copy"] = values["median_wall_s"] / reference if reference else None
+    return figures
+
+
+def markdown_table(figures: dict[str, dict]) -> str:
+    lines = [
+        "| competitor | median wall s | records/s | peak RSS MB | × duckdb copy | process s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, values in figures.items():
+        ratio = values["x_duckdb_copy"]
+        lines.append(
+            f"| {name} | {values['median_wall_s']:.2f} | {values['records_per_s']:,.0f} | "
+            f"{values['peak_rss_mb']:,.0f} | {'—' if ratio is None else f'{ratio:.2f}'} | "
+            f"{values['median_process_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def canonical_command(
+    rows: int,
+    days: int,
+    seed: int,
+    repeat: int,
+    work: Path,
+    competitors: Sequence[str],
+    json_path: Path | None,
+) -> str:
+    argv = ["alert-pipeline", "bench", "--rows", str(rows), "--days", str(days)]
+    argv += ["--seed", str(seed), "--repeat", str(repeat), "--work", str(work)]
+    argv += ["--competitors", *competitors]
+    if json_path is not None:
+        argv += ["--json", str(json_path)]
+    return shlex.join(argv)
+
+
+def run_bench(
+    rows: int,
+    days: int = 1,
+    seed: int = 0,
+    repeat: int = 3,
+    work: Path | str | None = None,
+    competitors: Sequence[str] = COMPETITORS,
+    json_path: Path | str | None = None,
+    keep: bool = False,
+) -> int:
+    """Run the benchmark, print the table; 0 when every competitor agrees, 1 otherwise."""
+    if rows < 1 or days < 1 or repeat < 1:
+        print("alert-pipeline: --rows, --days and --repeat must be at least 1", file=sys.stderr)
+        return 1
+    unknown = sorted(set(competitors) - set(COMPETITORS))
+    if unknown:
+        print(f"alert-pipeline: unknown competitors: {', '.join(unknown)}", file=sys.stderr)
+        return 1
+    competitors = [c for c in COMPETITORS if c in competitors]
+    work = Path(work if work is not None else default_work_dir()).resolve()
+    json_path = Path(json_path).resolve() if json_path is not None else None
+    command = canonical_command(rows, days, seed, repeat, work, competitors, json_path)
+    csv = bench_input(work, rows, days, seed)
+    load_before = os.getloadavg()
+    (work / "runs").mkdir(parents=True, exist_ok=True)
+    runs_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%dT%H%M%S-"), dir=work / "runs"))
+    runs: dict[str, list[dict]] = {c: [] for c in competitors}
+    try:
+        for number in range(1, repeat + 1):  # round-robin, so drifts hit every competitor alike
+            for competitor in competitors:
+                scratch = runs_dir / f"{competitor}-{number}"
+                result = run_once(competitor, csv, scratch)
+                runs[competitor].append(result)
+                print(
+                    f"{competitor} run {number}/{repeat}: {result['wall_s']:.2f} s, "
+                    f"{result['maxrss_kb'] / 1024:,.0f} MB peak RSS",
+                    file=sys.stderr,
+                )
+                if not keep:
+                    shutil.rmtree(scratch, ignore_errors=True)
+    except BenchFailed as failure:
+        print(f"alert-pipeline: bench failed: {failure}", file=sys.stderr)
+        print(f"(run folders kept in {runs_dir})", file=sys.stderr)
+        return 1
+    if not keep:
+        shutil.rmtree(runs_dir, ignore_errors=True)
+
+    problems = check_agreement(runs, rows)
+    figures = summarize(runs, rows)
+    first = next(iter(runs.values()))[0]["breaches"]
+    box = machine()
+    box["load_average_before"] = [round(x, 2) for x in load_before]
+    box["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"## alert-pipeline bench: {rows:,} records, {days} day(s), seed {seed}\n")
+    print(markdown_table(figures))
+    print()
+    print(
+        "wall: the timed work inside the child process (after its imports); for project_dagster "
+        "the whole `alert-pipeline run`. process s: the child process from start to exit. "
+        "Peak RSS: the child's ru_maxrss (wait4); duckdb_copy's is the duckdb child's peak when "
+        "the copy ended. Medians of "
+        f"{repeat} run(s)."
+    )
+    print()
+    print(
+        f"machine: {box['nproc']} CPUs ({box['cpu']}), {box['memory_gib']} GiB, {box['system']}, "
+        f"Python {box['python']}; " + ", ".join(f"{k} {v}" for k, v in versions().items())
+    )
+    print(
+        f"load average (1, 5, 15 min) before: {box['load_average_before']}, "
+        f"after: {box['load_average_after']} (other work on the machine skews the figures)"
+    )
+    print(f"input: {csv} ({csv.stat().st_size / 2**20:,.0f} MiB)")
+    print(f"command: {command}")
+    if problems:
+        banner = "!" * 78
+        print(f"\n{banner}\nFAIRNESS CHECK FAILED: the competitors do not agree\n{banner}")
+        for problem in problems:
+            print(f"  - {problem}")
+        print(banner)
+        print("alert-pipeline: bench: the competitors disagree (see above)", file=sys.stderr)
+    else:
+        counts = ", ".join(f"{rule} {len(found)}" for rule, found in first.items())
+        incidents = ", ".join(
+            f"{rule} {len(incidents_from_breaches(found, _window_us(rule)))}"
+            for rule, found in first.items()
+        )
+        print(
+            f"fairness: all {len(competitors)} competitors, every run, loaded {rows:,} records "
+            f"and report the same breaching events ({counts}; incidents: {incidents})"
+        )
+    if json_path is not None:
+        document = {
+            "command": command,
+            "rows": rows,
+            "days": days,
+            "seed": seed,
+            "repeat": repeat,
+            "input": {"path": str(csv), "bytes": csv.stat().st_size},
+            "machine": box,
+            "versions": versions(),
+            "figures": figures,
+            "runs": {
+                competitor: [
+                    {k: v for k, v in result.items() if k != "breaches"} for result in results
+                ]
+                for competitor, results in runs.items()
+            },
+            "breach_events": {rule: len(found) for rule, found in first.items()},
+            "agree": not problems,
+            "problems": problems,
+        }
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+    return 1 if problems else 0
+
+
+def _window_us(rule_name: str) -> int:
+    from alert_pipeline.rules import RULES
+
+    return next(rule.window_us for rule in RULES if rule.name == rule_name)
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1:]))
