@@ -395,15 +395,14 @@ class Batch:
     skipped_records: tuple[int, ...] = ()
 
 
-def renumber(parsed_numbers: list[int | None], skipped: tuple[int, ...]) -> list[int | None]:
-    """Record numbers among parsed records → record numbers in the file, given skipped ones."""
+def renumber(parsed_numbers: np.ndarray, skipped: tuple[int, ...]) -> np.ndarray:
+    """Record numbers among parsed records → record numbers in the file, given the (sorted)
+    record numbers Arrow skipped: the n-th parsed record is the n-th number not skipped."""
+    numbers = np.asarray(parsed_numbers, dtype=np.int64)
     if not skipped:
-        return parsed_numbers
+        return numbers
     gaps = np.asarray(skipped, dtype=np.int64) - np.arange(1, len(skipped) + 1)
-    return [
-        None if n is None else n + int(np.searchsorted(gaps, n, side="left"))
-        for n in parsed_numbers
-    ]
+    return numbers + np.searchsorted(gaps, numbers, side="left")
 
 
 class _InvalidRows:

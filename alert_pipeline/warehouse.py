@@ -253,17 +253,98 @@ class _DayWriters:
             temp.unlink(missing_ok=True)
 
 
-def _quarantine_table(name: str, rejections: Rejections) -> pa.Table:
-    return pa.table(
-        {
-            "file": pa.array([name] * len(rejections), pa.string()),
-            "record_number": pa.array(rejections.record_numbers, pa.int64()),
-            "column": pa.array(rejections.columns, pa.string()),
-            "reason": pa.array(rejections.reasons, pa.string()),
-            "raw": pa.array(rejections.raws, pa.string()),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
+SPOOL_SCHEMA = pa.schema(
+    [
+        ("record_number", pa.int64()),
+        ("final_number", pa.bool_()),
+        ("column", pa.string()),
+        ("reason", pa.string()),
+        ("raw", pa.string()),
+        ("day_us", pa.int64()),
+    ]
+)
+
+
+class _RejectionSpool:
+    """A file's rejected records, spooled to disk as they come so memory stays flat however
+    many there are; `split` writes them per day once their record numbers are final."""
+
+    def __init__(self, home: Home, source: str) -> None:
+        self.home, self.source, self.count = home, source, 0
+        self.path = home.quarantine / f".{source}.{os.getpid()}.spool.tmp"
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, rejections: Rejections, final_numbers: bool) -> None:
+        if not len(rejections):
+            return
+        if self.writer is None:
+            self.home.quarantine.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, SPOOL_SCHEMA)
+        table = pa.table(
+            {
+                "record_number": pa.array(rejections.record_numbers, pa.int64()),
+                "final_number": pa.array([final_numbers] * len(rejections), pa.bool_()),
+                "column": pa.array(rejections.columns, pa.string()),
+                "reason": pa.array(rejections.reasons, pa.string()),
+                "raw": pa.array(rejections.raws, pa.string()),
+                "day_us": pa.array(rejections.days_us, pa.int64()),
+            },
+            schema=SPOOL_SCHEMA,
+        )
+        self.writer.write_table(table)
+        self.count += len(rejections)
+
+    def split(
+        self, name: str, skipped: tuple[int, ...], fallback_day: str
+    ) -> dict[str, tuple[Path, int]]:
+        """Per-day quarantine temp files: record numbers shifted past the records Arrow skipped,
+        undated records on `fallback_day`."""
+        if self.writer is None:
+            return {}
+        self.writer.close()
+        self.writer = None
+        writers: dict[str, pq.ParquetWriter] = {}
+        parts: dict[str, tuple[Path, int]] = {}
+        try:
+            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=65_536):
+                known = np.asarray(batch.column("record_number").is_valid())
+                numbers = batch.column("record_number").fill_null(0).to_numpy()
+                final = batch.column("final_number").to_numpy(zero_copy_only=False)
+                numbers = np.where(final, numbers, renumber(numbers, skipped))
+                day_us = batch.column("day_us").to_numpy(zero_copy_only=False)
+                days = np.array(
+                    [fallback_day if np.isnan(d) else str(day_of_us(int(d))) for d in day_us]
+                )
+                table = pa.table(
+                    {
+                        "file": pa.array([name] * batch.num_rows, pa.string()),
+                        "record_number": pa.array(numbers, pa.int64(), mask=~known),
+                        "column": batch.column("column"),
+                        "reason": batch.column("reason"),
+                        "raw": batch.column("raw"),
+                    },
+                    schema=QUARANTINE_SCHEMA,
+                )
+                for day in np.unique(days):
+                    if day not in writers:
+                        folder = self.home.quarantine_dir(day)
+                        folder.mkdir(parents=True, exist_ok=True)
+                        temp = folder / f".{self.source}.{os.getpid()}.tmp"
+                        writers[day] = pq.ParquetWriter(temp, QUARANTINE_SCHEMA, compression="zstd")
+                        parts[day] = (temp, 0)
+                    rows = table.filter(pa.array(days == day))
+                    writers[day].write_table(rows)
+                    parts[day] = (parts[day][0], parts[day][1] + rows.num_rows)
+        finally:
+            for writer in writers.values():
+                writer.close()
+            self.path.unlink(missing_ok=True)
+        return parts
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.path.unlink(missing_ok=True)
 
 
 def _stage(
@@ -273,12 +354,12 @@ def _stage(
     time_range: TimeRange,
     header: Header,
     block_size: int = 0,
-) -> tuple["_DayWriters", dict[str, DayCounts], Rejections]:
-    """Write a file's valid records to temp day parts; collect its rejections (in memory: they
-    are written at the end, when their record numbers are final)."""
+) -> tuple["_DayWriters", dict[str, DayCounts], _RejectionSpool, tuple[int, ...]]:
+    """Write a file's valid records to temp day parts and its rejections to a spool."""
     writers = _DayWriters(home, source)
+    spool = _RejectionSpool(home, source)
     counts: dict[str, DayCounts] = {}
-    rejections = Rejections.empty()
+    skipped: tuple[int, ...] = ()
     # Parquet encoding runs on a second thread, overlapping the parsing and typing of the next
     # batch (both release the GIL); at most two batches wait for it, so memory stays flat.
     pending: deque[Future] = deque()
@@ -293,11 +374,8 @@ def _stage(
                 pending.append(encoder.submit(writers.write, batch.valid))
                 while len(pending) > 2:
                     collect(pending.popleft())
-                if batch.skipped_records:
-                    rejections.record_numbers = renumber(
-                        rejections.record_numbers, batch.skipped_records
-                    )
-                rejections.extend(batch.rejections)
+                skipped = skipped or batch.skipped_records
+                spool.add(batch.rejections, final_numbers=bool(batch.skipped_records))
             while pending:
                 collect(pending.popleft())
         except BaseException:
@@ -305,8 +383,9 @@ def _stage(
                 future.cancel()
             encoder.shutdown(wait=True)
             writers.abort()
+            spool.abort()
             raise
-    return writers, counts, rejections
+    return writers, counts, spool, skipped
 
 
 def ingest_file(
@@ -331,33 +410,23 @@ def ingest_file(
         try:
             header = read_header(path)
             try:
-                writers, counts, rejections = _stage(home, path, source, time_range, header)
+                staged = _stage(home, path, source, time_range, header)
             except RecordTooLarge:
-                writers, counts, rejections = _stage(
-                    home, path, source, time_range, header, LARGE_BLOCK_SIZE
-                )
+                staged = _stage(home, path, source, time_range, header, LARGE_BLOCK_SIZE)
         except FileRejected as rejected:
             return _reject_file(home, path, name, str(rejected), previous)
         digest = hashing.result()
+    writers, counts, spool, skipped = staged
     original = original_of(digest)
     if original is not None and original != name:
         writers.abort()
+        spool.abort()
         return _record_duplicate(home, name, stat, digest, original, previous)
     temps = writers.close()
-    fallback_day = min(counts) if counts else UNDATED
-    rejected_by_day: dict[str, list[int]] = {}
-    for position, day_us in enumerate(rejections.days_us):
-        day = str(day_of_us(day_us)) if day_us is not None else fallback_day
-        rejected_by_day.setdefault(day, []).append(position)
     quarantine_temps = {}
-    for day, positions in rejected_by_day.items():
-        table = _quarantine_table(name, rejections).take(pa.array(positions))
-        folder = home.quarantine_dir(day)
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{source}.{os.getpid()}.tmp"
-        pq.write_table(table, temp, compression="zstd")
+    for day, (temp, rows) in spool.split(name, skipped, min(counts) if counts else UNDATED).items():
         quarantine_temps[day] = temp
-        counts.setdefault(day, DayCounts()).quarantined += len(positions)
+        counts.setdefault(day, DayCounts()).quarantined += rows
     for day_counts in counts.values():
         day_counts.read = day_counts.stored + day_counts.quarantined
     old_days = set(previous["days"]) if previous else set()

@@ -88,7 +88,7 @@ def load(path: Path, time_range: TimeRange = TR) -> Loaded:
     for batch in read_batches(path, time_range):
         tables.append(batch.valid)
         if batch.skipped_records:
-            numbers = renumber(numbers, batch.skipped_records)
+            numbers = renumber(numbers, batch.skipped_records).tolist()
         numbers += batch.rejections.record_numbers
         columns += batch.rejections.columns
         reasons += batch.rejections.reasons
