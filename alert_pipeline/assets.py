@@ -64,6 +64,7 @@ from alert_pipeline.warehouse import (
 warnings.filterwarnings("ignore", category=BetaWarning)
 
 RECONCILE_CHECK = "records_reconcile"
+QUARANTINE_CHECK = "quarantine_share"
 COLUMN_SCHEMA = TableSchema(
     columns=[TableColumn(field.name, str(field.type)) for field in ARROW_SCHEMA]
 )
@@ -93,7 +94,12 @@ def log_outcomes(context: OpExecutionContext | AssetExecutionContext, outcomes: 
             blocking=True,
             description="records read = records stored + records quarantined, and the Parquet "
             "files hold exactly the rows the ledger says",
-        )
+        ),
+        AssetCheckSpec(
+            QUARANTINE_CHECK,
+            asset="validated_logs",
+            description="the share of quarantined records stays under ALERT_PIPELINE_MAX_QUARANTINED_SHARE",
+        ),
     ],
     group_name="ingestion",
     kinds={"parquet"},
@@ -110,37 +116,43 @@ def validated_logs(context: AssetExecutionContext, alert_home: AlertHome) -> Mat
         home, alert_home.time_range(), min_age_seconds=alert_home.settle_seconds
     )
     log_outcomes(context, outcomes)
-    rows = []
+    days = {day: day_counts(home, day) for day in context.partition_keys}
     problems = []
-    for day in context.partition_keys:
-        counts = day_counts(home, day)
-        in_parquet, in_quarantine = stored_rows(home, day), quarantined_rows(home, day)
-        rows.append((day, counts, in_parquet, in_quarantine))
+    for day, counts in days.items():
         if counts.read != counts.stored + counts.quarantined:
             problems.append(f"{day}: read {counts.read} ≠ stored + quarantined")
+        in_parquet, in_quarantine = stored_rows(home, day), quarantined_rows(home, day)
         if (in_parquet, in_quarantine) != (counts.stored, counts.quarantined):
             problems.append(
                 f"{day}: files hold {in_parquet} stored / {in_quarantine} quarantined, "
                 f"ledger says {counts.stored} / {counts.quarantined}"
             )
-    read = sum(r[1].read for r in rows)
-    stored = sum(r[1].stored for r in rows)
-    quarantined = sum(r[1].quarantined for r in rows)
+    read = sum(c.read for c in days.values())
+    stored = sum(c.stored for c in days.values())
+    quarantined = sum(c.quarantined for c in days.values())
+    share = quarantined / read if read else 0.0
     severities: dict[str, int] = {}
-    for day in context.partition_keys:
+    reasons: dict[str, int] = {}
+    for day in days:
         for severity, count in severity_counts(home, day).items():
             severities[severity] = severities.get(severity, 0) + count
+        for reason, count in quarantine_reasons(home, day).items():
+            reasons[reason] = reasons.get(reason, 0) + count
     table = "\n".join(
         ["| day | read | stored | quarantined |", "|---|---:|---:|---:|"]
-        + [f"| {d} | {c.read} | {c.stored} | {c.quarantined} |" for d, c, _, _ in rows]
+        + [f"| {d} | {c.read} | {c.stored} | {c.quarantined} |" for d, c in days.items()]
     )
+    counts_metadata = {
+        "records_read": read,
+        "records_stored": stored,
+        "records_quarantined": quarantined,
+    }
     return MaterializeResult(
         metadata={
-            "records_read": read,
-            "records_stored": stored,
-            "records_quarantined": quarantined,
+            **counts_metadata,
             "dagster/row_count": stored,
             "severity_counts": MetadataValue.json(severities),
+            "quarantined_by_column": MetadataValue.json(reasons),
             "days": MetadataValue.md(table),
             "path": MetadataValue.path(str(home.validated)),
         },
@@ -150,12 +162,19 @@ def validated_logs(context: AssetExecutionContext, alert_home: AlertHome) -> Mat
                 passed=not problems,
                 severity=AssetCheckSeverity.ERROR,
                 metadata={
-                    "records_read": read,
-                    "records_stored": stored,
-                    "records_quarantined": quarantined,
+                    **counts_metadata,
                     "problems": MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
                 },
-            )
+            ),
+            AssetCheckResult(
+                check_name=QUARANTINE_CHECK,
+                passed=share <= alert_home.max_quarantined_share,
+                severity=AssetCheckSeverity.WARN,
+                metadata={
+                    "quarantined_share": share,
+                    "max_quarantined_share": alert_home.max_quarantined_share,
+                },
+            ),
         ],
     )
 

@@ -182,7 +182,7 @@ def landing_files(incoming: Path) -> list[Path]:
         if path.name.endswith(LOG_SUFFIXES)
         and not path.name.startswith(".")
         and not path.name.endswith(IN_PROGRESS_SUFFIXES)
-        and path.is_file()
+        and (path.is_file() or path.is_symlink())  # links are checked, never followed blindly
     )
 
 
@@ -458,6 +458,14 @@ def ingest_file(
     )
 
 
+def _remove_stale_temps(home: Home) -> None:
+    """Temp files of an ingestion that was killed (they are never read: readers only see
+    `*.parquet`); safe under the home lock, which every ingestion holds."""
+    for folder in (home.validated, home.quarantine):
+        for temp in folder.rglob(".*.tmp"):
+            temp.unlink(missing_ok=True)
+
+
 def _file_version(stat: os.stat_result) -> list[int]:
     """What tells a file version without reading it: size, mtime and ctime (a replaced or
     rewritten file always gets a new ctime, even when size and mtime are made to look the same)."""
@@ -482,11 +490,11 @@ def _reject_file(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode())
-        version = _file_version(path.stat())
-        shutil.move(str(path), target)
+        version = _file_version(path.lstat())
+        shutil.move(str(path), target)  # a link is moved as a link, its target untouched
     except OSError as error:
         reason = f"{reason} (could not move it to quarantine: {error})"
-        version = _file_version(path.stat()) if path.exists() else [0, 0, 0]
+        version = _file_version(path.lstat()) if path.is_symlink() or path.exists() else [0, 0, 0]
     entry = dict(previous) if previous else {"file": name, "source": source_id(name), "days": {}}
     entry.update(version=version, rejected=reason, changed_days=[])
     atomic_write_json(home.ledger / f"{entry['source']}.json", entry)
@@ -535,12 +543,18 @@ def ingest_pending(
             for name, entry in ledger.items()
             if entry.get("sha256") and not entry.get("duplicate_of")
         }
+        _remove_stale_temps(home)
         newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9)
+        landing = home.incoming.resolve()
         for path in landing_files(home.incoming):
             name = path.relative_to(home.incoming).as_posix()
             if only is not None and name not in only:
                 continue
             previous = ledger.get(name)
+            if not path.resolve().is_relative_to(landing):
+                reason = f"{name} is a link to {path.resolve()}, outside the landing folder"
+                outcomes.append(_reject_file(home, path, name, reason, previous))
+                continue
             try:
                 stat = path.stat()
                 if previous and previous.get("version") == _file_version(stat):

@@ -100,8 +100,12 @@ def test_materialize_writes_parquet_checks_and_metadata(tmp_path: Path, instance
     result = run(tmp_path, "2021-09-10", instance)
 
     assert result.success
-    (check,) = result.get_asset_check_evaluations()
-    assert check.passed and check.check_name == "records_reconcile"
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["records_reconcile"].passed
+    # 1 of 13 records quarantined is above the default 1 % share: the quality check warns.
+    share = checks["quarantine_share"]
+    assert not share.passed and share.severity.value == "WARN"
+    assert share.metadata["quarantined_share"].value == pytest.approx(1 / 13)
     materializations = {
         m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()
     }
@@ -150,7 +154,7 @@ def test_failed_reconciliation_blocks_the_rules_and_report(tmp_path: Path, insta
 
     result = run(tmp_path, "2021-09-10", instance)
 
-    (check,) = result.get_asset_check_evaluations()
+    check = {c.check_name: c for c in result.get_asset_check_evaluations()}["records_reconcile"]
     assert not check.passed
     assert "files hold 0 stored" in check.metadata["problems"].value
     done = {m.asset_key for m in result.get_asset_materialization_events()}
