@@ -4,8 +4,6 @@ The assets write their own storage (see warehouse.py) and return metadata, so th
 run may cover a range of days (single-run backfills).
 """
 
-import dataclasses
-import datetime as dt
 import warnings
 
 from dagster import (
@@ -28,37 +26,27 @@ from dagster import (
 )
 
 from alert_pipeline.partitions import daily_partitions
+from alert_pipeline.pipeline import detect_and_store, report_day
 from alert_pipeline.report import (
-    DayReport,
     escape_markdown,
     iso_utc,
-    plot_fatal_per_minute,
     render_markdown,
-    write_report,
 )
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import (
-    DEFAULT_SEVERITIES,
     RULES,
     Incident,
     SlidingWindowRule,
-    detect_for_day,
     lookback_days,
 )
 from alert_pipeline.schema import ARROW_SCHEMA
 from alert_pipeline.warehouse import (
-    Home,
     day_counts,
-    days_with_data,
-    fatal_per_minute,
     ingest_pending,
     quarantine_reasons,
     quarantined_rows,
-    read_events,
-    read_incidents,
     severity_counts,
     stored_rows,
-    write_incidents,
 )
 
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -179,15 +167,6 @@ def validated_logs(context: AssetExecutionContext, alert_home: AlertHome) -> Mat
     )
 
 
-def incident_record(incident: Incident) -> dict:
-    return dataclasses.asdict(incident) | {"incident_id": incident.incident_id}
-
-
-def incident_from_record(record: dict) -> Incident:
-    fields = {f.name for f in dataclasses.fields(Incident)}
-    return Incident(**{k: v for k, v in record.items() if k in fields})
-
-
 def incidents_markdown(incidents: list[Incident]) -> str:
     """An escaped Markdown table: group values come from log records."""
     if not incidents:
@@ -200,18 +179,6 @@ def incidents_markdown(incidents: list[Incident]) -> str:
         for i in incidents
     ]
     return "\n".join(lines)
-
-
-def detect_day(home: Home, rule: SlidingWindowRule, day: str) -> list[Incident]:
-    """The rule's incidents starting on `day`, with the neighbouring days it needs."""
-    data_days = days_with_data(home)
-    last_data_day = dt.date.fromisoformat(max(data_days)) if data_days else dt.date.min
-
-    def load(first: dt.date, last: dt.date):
-        days = [str(first + dt.timedelta(days=n)) for n in range((last - first).days + 1)]
-        return read_events(home, rule, [d for d in days if d in data_days])
-
-    return detect_for_day(rule, dt.date.fromisoformat(day), load, last_data_day)
 
 
 def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
@@ -250,9 +217,7 @@ def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
         home = alert_home.home()
         found: list[Incident] = []
         for day in context.partition_keys:
-            incidents = detect_day(home, configured, day)
-            write_incidents(home, rule.name, day, [incident_record(i) for i in incidents])
-            found += incidents
+            found += detect_and_store(home, configured, day)
         return MaterializeResult(
             metadata={
                 "incident_count": len(found),
@@ -279,35 +244,16 @@ rule_assets = [build_rule_asset(rule) for rule in RULES]
 def alert_report(context: AssetExecutionContext, alert_home: AlertHome) -> MaterializeResult:
     """The day's incidents of every rule, record counts and a plot, as JSON, Markdown and HTML."""
     home = alert_home.home()
-    severities = frozenset().union(*(rule.severities for rule in RULES)) or DEFAULT_SEVERITIES
-    reports = []
-    for day in context.partition_keys:
-        incidents = [
-            incident_from_record(record)
-            for rule in RULES
-            for record in read_incidents(home, rule.name, day) or []
-        ]
-        counts = day_counts(home, day)
-        report = DayReport(
-            partition=day,
-            stored=counts.stored,
-            quarantined=counts.quarantined,
-            incidents=tuple(incidents),
-            fatal_per_minute=fatal_per_minute(home, day, severities),
-            quarantine_reasons=quarantine_reasons(home, day),
-        )
-        paths = write_report(report, home.reports)
-        reports.append((report, paths))
-    last_report, last_paths = reports[-1]
+    reports = [report_day(home, day) for day in context.partition_keys]
+    last_report, last_plot = reports[-1]
+    day_folder = home.reports / last_report.partition
     metadata = {
         "incident_count": sum(len(r.incidents) for r, _ in reports),
         "records_stored": sum(r.stored for r, _ in reports),
         "records_quarantined": sum(r.quarantined for r, _ in reports),
-        "report": MetadataValue.md(
-            render_markdown(last_report, plot_fatal_per_minute(last_report))
-        ),
-        "json_path": MetadataValue.path(str(last_paths["json"])),
-        "html_path": MetadataValue.path(str(last_paths["html"])),
+        "report": MetadataValue.md(render_markdown(last_report, last_plot)),
+        "json_path": MetadataValue.path(str(day_folder / "alert_report.json")),
+        "html_path": MetadataValue.path(str(day_folder / "alert_report.html")),
     }
     for rule in RULES:
         metadata[f"incidents_{rule.name}"] = sum(

@@ -4,8 +4,8 @@ The same synthetic file (`generate.generate_logs`, cached in the work folder by 
 is processed by every competitor, each in its own child process, `repeat` times; medians are shown:
 
 - `project`: the project's own code in one process, without Dagster: `ingest_pending` into a fresh
-  home, then for every rule and day with data `assets.detect_day` + `write_incidents`, then the
-  daily reports written as the `alert_report` asset writes them.
+  home, then the steps of `pipeline.py` the assets run: `detect_and_store` for every rule and day
+  with data, then `report_day` for every day.
 - `project_dagster`: `alert-pipeline run --home H` on a fresh home (the whole command: interpreter
   start, Dagster import and instance, runs), to show the orchestration overhead.
 - `duckdb_copy` / `duckdb`: DuckDB's typed CSV → zstd Parquet copy alone (the reference of the last
@@ -201,25 +201,10 @@ def home_figures(home_path: Path) -> dict:
 
 def run_project(csv: Path, scratch: Path) -> dict:
     """The project's own code in this process, as the assets run it, without Dagster."""
-    from alert_pipeline import assets
-    from alert_pipeline.report import (
-        DayReport,
-        plot_fatal_per_minute,
-        render_markdown,
-        write_report,
-    )
+    from alert_pipeline.pipeline import detect_and_store, report_day
     from alert_pipeline.resources import AlertHome
-    from alert_pipeline.rules import DEFAULT_SEVERITIES, RULES
-    from alert_pipeline.warehouse import (
-        Home,
-        day_counts,
-        days_with_data,
-        fatal_per_minute,
-        ingest_pending,
-        quarantine_reasons,
-        read_incidents,
-        write_incidents,
-    )
+    from alert_pipeline.rules import RULES
+    from alert_pipeline.warehouse import Home, days_with_data, ingest_pending
 
     home = Home(scratch / "home").create()
     _place(csv, home.incoming / CSV_NAME)
@@ -230,31 +215,10 @@ def run_project(csv: Path, scratch: Path) -> dict:
     days = sorted(days_with_data(home))
     for rule in RULES:  # as the rule assets: one per rule, each over the days of the run
         for day in days:
-            incidents = assets.detect_day(home, rule, day)
-            write_incidents(home, rule.name, day, [assets.incident_record(i) for i in incidents])
+            detect_and_store(home, rule, day)
     detected = time.perf_counter()
-    # As the alert_report asset.
-    severities = frozenset().union(*(rule.severities for rule in RULES)) or DEFAULT_SEVERITIES
-    reports = []
-    for day in days:
-        incidents = [
-            assets.incident_from_record(record)
-            for rule in RULES
-            for record in read_incidents(home, rule.name, day) or []
-        ]
-        counts = day_counts(home, day)
-        report = DayReport(
-            partition=day,
-            stored=counts.stored,
-            quarantined=counts.quarantined,
-            incidents=tuple(incidents),
-            fatal_per_minute=fatal_per_minute(home, day, severities),
-            quarantine_reasons=quarantine_reasons(home, day),
-        )
-        write_report(report, home.reports)
-        reports.append(report)
-    if reports:
-        render_markdown(reports[-1], plot_fatal_per_minute(reports[-1]))
+    for day in days:  # as the alert_report asset
+        report_day(home, day)
     end = time.perf_counter()
     return {
         "wall_s": end - start,

@@ -436,17 +436,21 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_report(
-    report: DayReport, reports_dir: Path, generated_at: dt.datetime | None = None
+    report: DayReport,
+    reports_dir: Path,
+    generated_at: dt.datetime | None = None,
+    plot_png: bytes | None = None,
 ) -> dict[str, Path]:
     """Write reports_dir/YYYY-MM-DD/alert_report.{md,html,json}; same bytes on re-runs.
 
-    Only the JSON's "generated_at" changes between runs. The JSON is written last, so its
+    `plot_png` saves drawing the plot again when the caller has it. Only the JSON's
+    "generated_at" changes between runs. The JSON is written last, so its
     presence means the Markdown and HTML of the same run are in place too.
     """
     day_dir = Path(reports_dir) / report.partition  # partition is validated: no path tricks
     day_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: day_dir / f"{REPORT_NAME}.{ext}" for ext in ("md", "html", "json")}
     _write_atomic(paths["md"], render_markdown(report))
-    _write_atomic(paths["html"], render_html(report, plot_fatal_per_minute(report)))
+    _write_atomic(paths["html"], render_html(report, plot_png or plot_fatal_per_minute(report)))
     _write_atomic(paths["json"], report_json(report_document(report, generated_at)))
     return {"json": paths["json"], "md": paths["md"], "html": paths["html"]}
