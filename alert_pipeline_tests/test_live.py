@@ -1,0 +1,413 @@
+"""Live end-to-end: the real `dagster dev` (webserver, daemon, code server) on a temp instance and
+home, driven through GraphQL only.
+
+Files dropped atomically into the landing folder must be picked up by the running sensor, ingested
+and materialized by the runs it requests, giving the same incidents as `alert-pipeline run` on the
+same files; a GraphQL backfill of the same days must then rewrite the reports identically.
+About two minutes: the backfill daemon only wakes every 30 seconds.
+"""
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from alert_pipeline.cli import run_pipeline
+from alert_pipeline.generate import generate_logs
+
+DAYS = ["2021-09-10", "2021-09-11", "2021-09-12"]
+ASSETS = [
+    "validated_logs",
+    "fatal_errors_per_minute",
+    "fatal_errors_per_bundle_per_hour",
+    "alert_report",
+]
+LOCATION = "alert_pipeline.definitions"  # `dagster dev -m MODULE` names the location after it
+REPOSITORY = "__repository__"
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 2
+"""
+START_TIMEOUT = 90
+RUNS_TIMEOUT = 120
+BACKFILL_TIMEOUT = 180  # launch → done: 3–4 backfill-daemon iterations of 30 s plus the runs
+STOP_TIMEOUT = 20
+ACTIVE = {"QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING"}
+BAD = {"FAILURE", "CANCELED"}
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS"}
+BACKFILL_BAD = {"FAILED", "COMPLETED_FAILED", "FAILING", "CANCELED", "CANCELING"}
+
+RUNS_QUERY = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs { results { runId jobName status tags { key value } } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+@dataclass
+class LiveServer:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self, lines: int = 80) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            payload = json.load(response)
+        assert not payload.get("errors"), f"GraphQL errors: {payload['errors']}"
+        return payload["data"]
+
+    def runs(self, tags: dict[str, str] | None = None) -> list[dict]:
+        run_filter = {"tags": [{"key": k, "value": v} for k, v in tags.items()]} if tags else None
+        result = self.graphql(RUNS_QUERY, {"filter": run_filter})["runsOrError"]
+        assert result["__typename"] == "Runs", result
+        return result["results"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Processes of the group that are not zombies (read from /proc; Linux)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive.append(int(stat.parent.name))
+    return alive
+
+
+def _reset_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored and `dagster dev` maps SIGTERM onto
+    # SIGINT's handler: inherited, SIG_IGN would make the whole server ignore SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group, SIGKILL to whatever is left after STOP_TIMEOUT seconds."""
+    pgid = process.pid  # start_new_session: the leader's pid is the group id
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and (process.poll() is None or _group_alive(pgid)):
+        time.sleep(0.5)
+    if process.poll() is None or _group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def dagster_dev(root: Path, home: Path) -> Iterator[LiveServer]:
+    instance = root / "dagster_home"
+    instance.mkdir(parents=True)
+    (instance / "dagster.yaml").write_text(DAGSTER_YAML)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # keep the server out of coverage measurement (slow, and killed processes leave debris)
+        if not key.startswith(("COV_CORE_", "COVERAGE_"))
+    }
+    env |= {
+        "DAGSTER_HOME": str(instance),
+        "ALERT_PIPELINE_HOME": str(home),
+        "ALERT_PIPELINE_SENSOR_INTERVAL_SECONDS": "2",
+        "ALERT_PIPELINE_SETTLE_SECONDS": "0",
+    }
+    port = _free_port()
+    log = root / "dagster-dev.log"
+    command = [sys.executable, "-m", "dagster", "dev", "-m", LOCATION]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port)],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_reset_sigint,
+        )
+    server = LiveServer(process, port, log)
+    try:
+        _wait_started(server)
+        yield server
+    finally:
+        _stop(process)
+        assert not _group_alive(process.pid), "dagster dev processes left running"
+        assert not _port_open(port), f"port {port} still open after stopping dagster dev"
+
+
+def _wait_started(server: LiveServer) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{server.url}/server_info", timeout=5) as response,
+        ):
+            if response.status == 200:
+                return
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"dagster dev exited with {server.process.returncode}:\n{server.output(200)}"
+            )
+        if time.monotonic() > deadline:
+            pytest.fail(f"dagster dev not answering after {START_TIMEOUT} s:\n{server.output(200)}")
+        time.sleep(1)
+
+
+def _poll(
+    server: LiveServer, what: str, timeout: float, check: Callable[[], tuple[bool, object]]
+) -> object:
+    """Call `check` every second until it says done; fail with its last state and the log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, state = check()
+        if done:
+            return state
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{what}: not done after {timeout} s; last state: {state}\n{server.output()}"
+            )
+        time.sleep(1)
+
+
+def _tags(run: dict) -> dict[str, str]:
+    return {tag["key"]: tag["value"] for tag in run["tags"]}
+
+
+def _run_days(run: dict) -> set[str]:
+    tags = _tags(run)
+    if "dagster/partition" in tags:
+        return {tags["dagster/partition"]}
+    first = tags.get("dagster/asset_partition_range_start")
+    last = tags.get("dagster/asset_partition_range_end")
+    if not (first and last):
+        return set()
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return {str(start + dt.timedelta(days=n)) for n in range((end - start).days + 1)}
+
+
+def _summary(runs: list[dict]) -> list[tuple]:
+    return [(r["runId"][:8], r["jobName"], r["status"], sorted(_run_days(r))) for r in runs]
+
+
+def _assert_no_failed_run(server: LiveServer, runs: list[dict]) -> None:
+    failed = [r for r in runs if r["status"] in BAD]
+    if failed:
+        details = []
+        for run in failed:
+            events = server.graphql(
+                """query Events($runId: ID!) { logsForRun(runId: $runId) {
+                    ... on EventConnection { events { __typename
+                        ... on MessageEvent { message level stepKey } } } } }""",
+                {"runId": run["runId"]},
+            )["logsForRun"].get("events", [])
+            details += [
+                f"{run['jobName']} {run['runId'][:8]} {e.get('stepKey')}: {e.get('message')}"
+                for e in events
+                if e.get("level") in ("ERROR", "CRITICAL")
+            ]
+        pytest.fail(f"runs failed: {_summary(failed)}\n" + "\n".join(details) + server.output())
+
+
+def _reports(home: Path) -> dict[str, dict]:
+    folder = home / "reports"
+    return {
+        path.parent.name: json.loads(path.read_text())
+        for path in sorted(folder.glob("*/alert_report.json"))
+    }
+
+
+def _incidents(reports: dict[str, dict]) -> list[tuple]:
+    return sorted(
+        (
+            i["rule"],
+            json.dumps(i["group"], sort_keys=True),
+            i["start"],
+            i["end"],
+            i["peak_count"],
+            i["event_count"],
+        )
+        for day in DAYS
+        for i in reports[day]["incidents"]
+    )
+
+
+def _without_generated_at(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k != "generated_at"}
+
+
+def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
+    home, reference = tmp_path / "home", tmp_path / "reference"
+    staging = tmp_path / "staging"
+    generated = generate_logs(staging, rows=2000, days=3, seed=4)
+    assert [f.name for f in generated.files] == [f"logs_{day}.csv" for day in DAYS]
+    (home / "incoming").mkdir(parents=True)
+    (reference / "incoming").mkdir(parents=True)
+    for path in generated.files:
+        shutil.copy2(path, reference / "incoming" / path.name)
+
+    clock = time.monotonic()
+    with dagster_dev(tmp_path, home) as server:
+        timings = {"start": time.monotonic() - clock}
+
+        # 1. the sensor and the schedule run from the start (default_status=RUNNING)
+        def instigators() -> tuple[bool, object]:
+            selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
+            data = server.graphql(
+                """query States($sensor: SensorSelector!, $schedule: ScheduleSelector!) {
+                  sensorOrError(sensorSelector: $sensor) { __typename
+                    ... on Sensor { sensorState { status } } ... on Error { message } }
+                  scheduleOrError(scheduleSelector: $schedule) { __typename
+                    ... on Schedule { scheduleState { status } } ... on Error { message } }
+                }""",
+                {
+                    "sensor": selector | {"sensorName": "landing_folder_sensor"},
+                    "schedule": selector | {"scheduleName": "daily_alerts_schedule"},
+                },
+            )
+            sensor, schedule = data["sensorOrError"], data["scheduleOrError"]
+            loaded = sensor["__typename"] == "Sensor" and schedule["__typename"] == "Schedule"
+            return loaded, data
+
+        states = _poll(server, "code location loaded", 30, instigators)
+        assert states["sensorOrError"]["sensorState"]["status"] == "RUNNING", states
+        assert states["scheduleOrError"]["scheduleState"]["status"] == "RUNNING", states
+
+        # 2. files arrive atomically; the sensor ingests them and requests the days they change
+        for path in generated.files:
+            os.replace(path, home / "incoming" / path.name)
+        clock = time.monotonic()
+        run_pipeline(reference)  # the CLI's result on the same files, while the server works
+        timings["reference"] = time.monotonic() - clock
+
+        def sensor_runs_done() -> tuple[bool, object]:
+            runs = server.runs()
+            _assert_no_failed_run(server, runs)
+            succeeded = [r for r in runs if r["status"] == "SUCCESS"]
+            ingested = any(r["jobName"] == "ingest_job" for r in succeeded)
+            covered = set().union(
+                *(_run_days(r) for r in succeeded if r["jobName"] == "daily_alerts_job")
+            )
+            busy = [r for r in runs if r["status"] in ACTIVE]
+            return ingested and covered >= set(DAYS) and not busy, _summary(runs)
+
+        sensor_runs = _poll(server, "sensor runs", RUNS_TIMEOUT, sensor_runs_done)
+        timings["sensor runs"] = time.monotonic() - clock
+        live = _reports(home)
+        assert set(DAYS) <= set(live), f"reports written: {sorted(live)}; runs: {sensor_runs}"
+        expected = _incidents(_reports(reference))
+        assert expected, "the generated files plant bursts: the reference found no incident"
+        assert _incidents(live) == expected
+        before = {day: live[day] for day in DAYS}
+
+        # 3. a backfill of the same days, all assets, through GraphQL: same reports again
+        launched = server.graphql(
+            """mutation Backfill($params: LaunchBackfillParams!) {
+              launchPartitionBackfill(backfillParams: $params) { __typename
+                ... on LaunchBackfillSuccess { backfillId } ... on Error { message } }
+            }""",
+            {"params": {"partitionNames": DAYS, "assetSelection": [{"path": [a]} for a in ASSETS]}},
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        backfill_id = launched["backfillId"]
+        clock = time.monotonic()
+
+        def backfill_done() -> tuple[bool, object]:
+            backfill = server.graphql(
+                """query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) {
+                  __typename ... on Error { message }
+                  ... on PartitionBackfill { status error { message stack }
+                    runs(limit: 100) { runId jobName status tags { key value } }
+                    assetBackfillData { assetBackfillStatuses {
+                      ... on AssetPartitionsStatusCounts { assetKey { path }
+                        numPartitionsTargeted numPartitionsMaterialized numPartitionsFailed }
+                    } } } } }""",
+                {"id": backfill_id},
+            )["partitionBackfillOrError"]
+            assert backfill["__typename"] == "PartitionBackfill", backfill
+            if backfill["status"] in BACKFILL_BAD:
+                _assert_no_failed_run(server, backfill["runs"])
+                pytest.fail(f"backfill {backfill_id} ended {backfill}\n{server.output()}")
+            return backfill["status"] in BACKFILL_DONE, backfill
+
+        backfill = _poll(server, f"backfill {backfill_id}", BACKFILL_TIMEOUT, backfill_done)
+        timings["backfill"] = time.monotonic() - clock
+        backfill_runs = server.runs({"dagster/backfill": backfill_id})
+        _assert_no_failed_run(server, server.runs())
+        assert all(r["status"] == "SUCCESS" for r in backfill_runs), _summary(backfill_runs)
+        targeted = {}
+        for status in backfill["assetBackfillData"]["assetBackfillStatuses"]:
+            asset = "/".join(status["assetKey"]["path"])
+            targeted[asset] = status["numPartitionsTargeted"]
+            assert status["numPartitionsFailed"] == 0, status
+            assert status["numPartitionsMaterialized"] == targeted[asset], status
+        assert set(targeted) == set(ASSETS), targeted
+        assert targeted["validated_logs"] == len(DAYS), targeted
+        print(
+            f"backfill {backfill_id}: {len(backfill_runs)} runs {_summary(backfill_runs)}; "
+            f"partitions targeted {targeted}; sensor runs {sensor_runs}; seconds: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+        )
+        # single_run policy gives one run per wave, not one run: the rules read validated_logs
+        # through a non-identity partition mapping (lookback and the next day), so they wait for
+        # it in a second run, and the target spreads to the neighbouring days. Dagster 1.13.27
+        # computes alert_report's target by a plain BFS over an unordered set of children:
+        # depending on the webserver's hash seed, it reaches alert_report from validated_logs
+        # before the rules (target: the days asked) or after (the rules' wider target). Only in
+        # the second case can the report run with the rules; otherwise it takes a third run.
+        rule_targets = {targeted[a] for a in ASSETS[1:-1]}
+        waves = 2 if rule_targets == {targeted["alert_report"]} else 3
+        assert len(backfill_runs) == waves, (targeted, _summary(backfill_runs))
+
+        after = _reports(home)
+        for day in DAYS:
+            assert after[day]["generated_at"] != before[day]["generated_at"], f"{day} not rewritten"
+            assert _without_generated_at(after[day]) == _without_generated_at(before[day]), day
+        # days the target spread to (when the report's did) hold no data: empty reports
+        for day in sorted(set(after) - set(DAYS)):
+            extra = after[day]
+            assert extra["incidents"] == [] and extra["records"]["stored"] == 0, extra
