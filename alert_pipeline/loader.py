@@ -9,6 +9,7 @@ the record number (1-based, header excluded), the column and the reason. Nothing
 import csv
 import gzip
 import io
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -129,14 +130,23 @@ def read_header(path: Path) -> Header:
     # Bytes that are not UTF-8 only matter here if they are in the header; in a record they
     # reject that record later.
     text = head.decode("utf-8", "replace")
-    first = next(csv.reader(io.StringIO(text)), None)
+    try:
+        # newline="": a lone \r ends a record, as it does for Arrow, instead of raising.
+        first = next(csv.reader(io.StringIO(text, newline="")), None)
+    except csv.Error as error:
+        raise FileRejected(f"{path.name}: first record cannot be read as CSV: {error}") from error
     if not first:
         raise FileRejected(f"{path.name} is empty: no header and no records")
     fields = [f.strip() for f in first]
     lowered = [f.lower() for f in fields]
-    if lowered == [str(i) for i in range(len(COLUMNS))]:
+    positional = lowered == [str(i) for i in range(len(COLUMNS))]
+    named = sum(f in COLUMNS for f in lowered) * 2 >= len(COLUMNS)
+    if (positional or named) and any("\n" in f or "\r" in f for f in first):
+        # Arrow skips a header by lines, not by records: it would read the rest of it as data.
+        raise FileRejected(f"{path.name}: the header spans several lines (a name holds a newline)")
+    if positional:
         return Header(COLUMNS, True, "positional")
-    if sum(f in COLUMNS for f in lowered) * 2 >= len(COLUMNS):
+    if named:
         missing = sorted(set(COLUMNS) - set(lowered))
         unexpected = sorted(set(lowered) - set(COLUMNS))
         duplicated = sorted({f for f in lowered if lowered.count(f) > 1})
@@ -422,6 +432,102 @@ class RecordTooLarge(FileRejected):
     """A record does not fit in one parse block; reading again with larger blocks may work."""
 
 
+class UndecodableRecord(FileRejected):
+    """A record with the wrong number of fields holds bytes that are not UTF-8: pyarrow cannot
+    hand it to the invalid-row handler and fails the file; reading again with `repair` works."""
+
+
+class _ChunkStream(io.RawIOBase):
+    """A readable stream over an iterator of byte chunks, for Arrow through `pa.PythonFile`."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+def _repaired(path: Path) -> Iterator[bytes]:
+    """The file's records again (RFC 4180, CRLF), with bytes that are not UTF-8 replaced in the
+    records with the wrong number of fields only: the others keep theirs, to be rejected by
+    value. Read as Latin-1, one character per byte, so that every other value keeps its bytes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")  # CRLF: a lone \r in a value is quoted
+    with _open_binary(path) as handle:
+        text = io.TextIOWrapper(handle, encoding="latin-1", newline="")
+        for record in csv.reader(text):
+            if record and len(record) != len(COLUMNS):
+                record = [
+                    f.encode("latin-1").decode("utf-8", "replace").encode().decode("latin-1")
+                    for f in record
+                ]
+            writer.writerow(record)
+            if buffer.tell() >= BLOCK_SIZE:
+                yield buffer.getvalue().encode("latin-1")
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue().encode("latin-1")
+
+
+def _last_value(table: pa.Table) -> bytes:
+    """The last field of the last record of a parsed table (in file order), as bytes."""
+    value = table.column(table.num_columns - 1).slice(table.num_rows - 1).combine_chunks()
+    if pa.types.is_dictionary(value.type):
+        value = value.dictionary_decode()
+    return value.cast(pa.binary())[0].as_py() or b""
+
+
+def _ends_inside_quotes(path: Path, last_value: bytes) -> bool:
+    """Whether the file ends inside a quoted value that reads `last_value` so far, i.e. was cut
+    off in the middle of its last record: Arrow takes such a record as complete. Plain files
+    only: a gzip stream cut short is rejected whole, and checking would decompress it again."""
+    if path.name.endswith(".gz"):
+        return False
+    opened = b'"' + last_value.replace(b'"', b'""')
+    with open(path, "rb") as handle:
+        handle.seek(max(0, handle.seek(0, io.SEEK_END) - len(opened) - 3))
+        tail = handle.read()
+    return tail.endswith(opened) and not tail.rstrip(b"\r\n").endswith(opened + b'"')
+
+
+def _typed_batch(table: pa.Table, parsed: int, time_range: TimeRange) -> Batch:
+    return Batch(*type_batch(table.select(list(COLUMNS)), parsed, time_range))
+
+
+def _cut_off(batch: Batch, table: pa.Table, number: int, column: str) -> Batch:
+    """The batch with its last record (record `number`, cut off inside a quoted value) rejected,
+    unless it is rejected already."""
+    if batch.rejections.record_numbers[-1:] == [number]:
+        return batch
+    valid, rejections = batch.valid, batch.rejections
+    rejections.record_numbers.append(number)
+    rejections.columns.append(column)
+    rejections.reasons.append(
+        f"{column}: quoted value not closed at the end of the file (the file was cut off?)"
+    )
+    rejections.raws.append(_raw_lines(table.select(list(COLUMNS)).slice(table.num_rows - 1))[0])
+    rejections.days_us.append(valid.column(TIME_COLUMN)[-1].value)
+    return Batch(valid.slice(0, valid.num_rows - 1), rejections)
+
+
 def _coalesced(reader: pacsv.CSVStreamingReader) -> Iterator[pa.Table]:
     """Parsed blocks gathered into tables of about BATCH_ROWS rows: per-batch work (typing,
     validation, Parquet row groups) is then amortized, while memory stays flat."""
@@ -438,17 +544,29 @@ def _coalesced(reader: pacsv.CSVStreamingReader) -> Iterator[pa.Table]:
 
 
 def read_batches(
-    path: Path, time_range: TimeRange, header: Header | None = None, block_size: int = 0
+    path: Path,
+    time_range: TimeRange,
+    header: Header | None = None,
+    block_size: int = 0,
+    repair: bool = False,
 ) -> Iterator[Batch]:
     """Stream a file as typed, validated batches. Raises `FileRejected` if it cannot be parsed,
-    `RecordTooLarge` if a record is larger than the parse block.
+    `RecordTooLarge` if a record is larger than the parse block, `UndecodableRecord` if a record
+    with the wrong number of fields holds bytes that are not UTF-8.
 
     The last batch carries the records with the wrong number of fields, numbered by a second,
-    sequential pass over the file that only happens when there are such records.
+    sequential pass over the file that only happens when there are such records. A last record
+    cut off inside a quoted value is rejected rather than stored as if it were complete.
+    `repair` (for `UndecodableRecord`) has Arrow read the file as `_repaired` gives it: slower.
     """
     header = header or read_header(path)
     invalid_rows = _InvalidRows()
-    stream = pa.input_stream(str(path), compression="gzip" if path.name.endswith(".gz") else None)
+    if repair:
+        stream = pa.PythonFile(io.BufferedReader(_ChunkStream(_repaired(path))), mode="r")
+    else:
+        compression = "gzip" if path.name.endswith(".gz") else None
+        # Opened by its bytes: a file name need not be UTF-8.
+        stream = pa.input_stream(pa.OSFile(os.fsencode(path)), compression=compression)
     try:
         reader = pacsv.open_csv(
             stream,
@@ -468,12 +586,23 @@ def read_batches(
                 quoted_strings_can_be_null=True,
             ),
         )
-        parsed = 0
+        # Each table is typed once the next one is read, so that the last one is known as such.
+        parsed, held = 0, None
         for table in _coalesced(reader):
-            strings = table.select(list(COLUMNS))
-            valid, rejections = type_batch(strings, parsed, time_range)
-            parsed += strings.num_rows
-            yield Batch(valid, rejections)
+            if held is not None:
+                yield _typed_batch(held, parsed, time_range)
+                parsed += held.num_rows
+            held = table
+        # The reader is done: every record with the wrong number of fields has been seen.
+        wrong = _wrong_field_counts(path, header, invalid_rows) if invalid_rows.rows else None
+        if held is not None:
+            batch = _typed_batch(held, parsed, time_range)
+            last_is_held = wrong is None or wrong[2]  # the file's last record is Arrow's last
+            if last_is_held and _ends_inside_quotes(path, _last_value(held)):
+                batch = _cut_off(batch, held, parsed + held.num_rows, header.names[-1])
+            yield batch
+        if wrong is not None:
+            yield Batch(ARROW_SCHEMA.empty_table(), wrong[0], wrong[1])
     except (pa.ArrowInvalid, OSError, EOFError) as error:
         if header.skip_first_record and "skip initial" in str(error):
             return  # a header and no records, without a final newline
@@ -481,29 +610,34 @@ def read_batches(
             raise RecordTooLarge(
                 f"{path.name}: a record is larger than {(block_size or BLOCK_SIZE) >> 20} MB"
             ) from error
+        if not repair and f"Expected {len(header.names)} columns" in str(error):
+            # The invalid-row handler skips every such record, unless pyarrow failed to decode it.
+            raise UndecodableRecord(
+                f"{path.name}: a record with the wrong number of fields is not valid UTF-8"
+            ) from error
         raise FileRejected(f"{path.name}: cannot be parsed as CSV: {error}") from error
     finally:
         stream.close()
-    if invalid_rows.rows:
-        rejections, numbers = _wrong_field_counts(path, header, invalid_rows)
-        yield Batch(ARROW_SCHEMA.empty_table(), rejections, numbers)
 
 
 def _wrong_field_counts(
     path: Path, header: Header, skipped: _InvalidRows
-) -> tuple[Rejections, tuple[int, ...]]:
-    """Records Arrow skipped for their field count, numbered by a sequential pass over the file.
+) -> tuple[Rejections, tuple[int, ...], bool]:
+    """Records Arrow skipped for their field count, numbered by a sequential pass over the file,
+    and whether the file's last record has the right number of fields.
 
     If that pass disagrees with Arrow on how many there are, the numbers are left unknown rather
-    than guessed.
+    than guessed (and the last record is not claimed to be complete).
     """
     numbers: list[tuple[int, int, str]] = []
+    last_fields = 0
     with _open_binary(path) as handle:
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
         records = csv.reader(text)
         if header.skip_first_record:
             next(records, None)
         for number, record in enumerate((r for r in records if r), start=1):
+            last_fields = len(record)
             if len(record) != len(COLUMNS):
                 numbers.append((number, len(record), ",".join(record)))
     agree = len(numbers) == len(skipped.rows)
@@ -515,4 +649,5 @@ def _wrong_field_counts(
         rejections.reasons.append(f"expected {len(COLUMNS)} fields, found {fields}")
         rejections.raws.append(text)
         rejections.days_us.append(None)
-    return rejections, tuple(n for n, _, _ in numbers) if agree else ()
+    skipped_numbers = tuple(n for n, _, _ in numbers) if agree else ()
+    return rejections, skipped_numbers, agree and last_fields == len(COLUMNS)

@@ -29,7 +29,13 @@ from dagster import (
 from alert_pipeline.jobs import daily_alerts_job, ingest_job
 from alert_pipeline.partitions import affected_partitions, daily_partitions, day_ranges, range_tags
 from alert_pipeline.resources import SCHEDULE_CRON, SENSOR_INTERVAL_SECONDS, AlertHome
-from alert_pipeline.warehouse import UNDATED, days_with_data, landing_files, read_ledger
+from alert_pipeline.warehouse import (
+    UNDATED,
+    days_with_data,
+    landing_files,
+    landing_name,
+    read_ledger,
+)
 
 MAX_FILES_PER_TICK = 500
 MAX_RANGES_PER_TICK = 50
@@ -128,7 +134,7 @@ def _landing_versions(alert_home: AlertHome) -> dict[str, list[int]]:
             stat = path.stat()
         except OSError:
             continue  # vanished between listing and stat: seen on the next tick if back
-        versions[path.relative_to(home.incoming).as_posix()] = [
+        versions[landing_name(home.incoming, path)] = [
             stat.st_size,
             stat.st_mtime_ns,
             stat.st_ctime_ns,

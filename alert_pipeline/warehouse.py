@@ -43,6 +43,7 @@ from alert_pipeline.loader import (
     RecordTooLarge,
     Rejections,
     TimeRange,
+    UndecodableRecord,
     read_batches,
     read_header,
     renumber,
@@ -165,6 +166,17 @@ def atomic_write_json(path: Path, document: object) -> None:
 def source_id(name: str) -> str:
     """A file-system-safe id for a landing file name: its parts are named after it."""
     return hashlib.sha256(name.encode()).hexdigest()[:20]
+
+
+def storable(text: str) -> str:
+    """Text with the bytes of a file name that are not UTF-8 (which Python holds as lone
+    surrogates) as `\\xNN` escapes, so that it can be written as UTF-8."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def landing_name(incoming: Path, path: Path) -> str:
+    """A landing file's name: its path under the landing folder, storable."""
+    return storable(path.relative_to(incoming).as_posix())
 
 
 def content_hash(path: Path) -> str:
@@ -354,6 +366,7 @@ def _stage(
     time_range: TimeRange,
     header: Header,
     block_size: int = 0,
+    repair: bool = False,
 ) -> tuple["_DayWriters", dict[str, DayCounts], _RejectionSpool, tuple[int, ...]]:
     """Write a file's valid records to temp day parts and its rejections to a spool."""
     writers = _DayWriters(home, source)
@@ -370,7 +383,7 @@ def _stage(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as encoder:
         try:
-            for batch in read_batches(path, time_range, header, block_size):
+            for batch in read_batches(path, time_range, header, block_size, repair):
                 pending.append(encoder.submit(writers.write, batch.valid))
                 while len(pending) > 2:
                     collect(pending.popleft())
@@ -388,6 +401,25 @@ def _stage(
     return writers, counts, spool, skipped
 
 
+def _stage_retrying(
+    home: Home, path: Path, source: str, time_range: TimeRange, header: Header
+) -> tuple["_DayWriters", dict[str, DayCounts], _RejectionSpool, tuple[int, ...]]:
+    """`_stage`, read again with large blocks for a huge record, and repaired for a record
+    pyarrow cannot report (each at most once)."""
+    block_size, repair = 0, False
+    while True:
+        try:
+            return _stage(home, path, source, time_range, header, block_size, repair)
+        except RecordTooLarge:
+            if block_size:
+                raise
+            block_size = LARGE_BLOCK_SIZE
+        except UndecodableRecord:
+            if repair:
+                raise
+            repair = True
+
+
 def ingest_file(
     home: Home,
     path: Path,
@@ -402,17 +434,14 @@ def ingest_file(
     recorded as a duplicate. A file that cannot be parsed at all is moved to quarantine/files
     with a reason, and what an earlier version of it contributed stays as it was.
     """
-    name = path.relative_to(home.incoming).as_posix()
+    name = landing_name(home.incoming, path)
     source = source_id(name)
     stat = path.stat()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hasher:
         hashing = hasher.submit(content_hash, path)
         try:
             header = read_header(path)
-            try:
-                staged = _stage(home, path, source, time_range, header)
-            except RecordTooLarge:
-                staged = _stage(home, path, source, time_range, header, LARGE_BLOCK_SIZE)
+            staged = _stage_retrying(home, path, source, time_range, header)
         except FileRejected as rejected:
             return _reject_file(home, path, name, str(rejected), previous)
         digest = hashing.result()
@@ -460,10 +489,12 @@ def ingest_file(
 
 def _remove_stale_temps(home: Home) -> None:
     """Temp files of an ingestion that was killed (they are never read: readers only see
-    `*.parquet`); safe under the home lock, which every ingestion holds."""
-    for folder in (home.validated, home.quarantine):
+    `*.parquet` and `*.json`); safe under the home lock, which every ingestion holds. Files only:
+    a rejected file keeps its landing folders in quarantine/files, and one may be named `.x.tmp`."""
+    for folder in (home.validated, home.quarantine, home.ledger):
         for temp in folder.rglob(".*.tmp"):
-            temp.unlink(missing_ok=True)
+            if temp.is_file() and not temp.is_symlink():
+                temp.unlink(missing_ok=True)
 
 
 def _file_version(stat: os.stat_result) -> list[int]:
@@ -486,6 +517,7 @@ def _reject_file(
     What an earlier version of the file contributed stays; the ledger remembers this version so
     that it is not retried until it changes, even if it could not be moved.
     """
+    reason = storable(reason)
     target = home.rejected_files / name
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -493,7 +525,7 @@ def _reject_file(
         version = _file_version(path.lstat())
         shutil.move(str(path), target)  # a link is moved as a link, its target untouched
     except OSError as error:
-        reason = f"{reason} (could not move it to quarantine: {error})"
+        reason = storable(f"{reason} (could not move it to quarantine: {error})")
         version = _file_version(path.lstat()) if path.is_symlink() or path.exists() else [0, 0, 0]
     entry = dict(previous) if previous else {"file": name, "source": source_id(name), "days": {}}
     entry.update(version=version, rejected=reason, changed_days=[])
@@ -547,12 +579,17 @@ def ingest_pending(
         newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9)
         landing = home.incoming.resolve()
         for path in landing_files(home.incoming):
-            name = path.relative_to(home.incoming).as_posix()
+            name = landing_name(home.incoming, path)
             if only is not None and name not in only:
                 continue
             previous = ledger.get(name)
-            if not path.resolve().is_relative_to(landing):
-                reason = f"{name} is a link to {path.resolve()}, outside the landing folder"
+            try:
+                target = path.resolve()
+            except (OSError, RuntimeError) as error:  # RuntimeError: a loop of links
+                outcomes.append(_reject_file(home, path, name, f"cannot read: {error}", previous))
+                continue
+            if not target.is_relative_to(landing):
+                reason = f"{name} is a link to {target}, outside the landing folder"
                 outcomes.append(_reject_file(home, path, name, reason, previous))
                 continue
             try:
