@@ -1,15 +1,30 @@
-# One image for all three Dagster roles of alert_pipeline (see docker-compose.yml):
+# One image for the three Dagster roles of alert_pipeline (see docker-compose.yml):
 #   user_code  dagster code-server start -h 0.0.0.0 -p 4000 -m alert_pipeline.definitions  (default CMD)
 #   webserver  dagster-webserver -h 0.0.0.0 -p 3000 -w /opt/dagster/dagster_home/workspace.yaml
-#   daemon     dagster-daemon run
+#   daemon     dagster-daemon run -w /opt/dagster/dagster_home/workspace.yaml
 # Shape follows dagster-io/dagster examples/deploy_docker, folded into one image because the
-# webserver and daemon need the same dagster / dagster-postgres versions as the code server.
-# No secrets are baked in: Postgres credentials come from the environment at run time.
-FROM python:3.11-slim
+# webserver and the daemon need the same dagster / dagster-postgres versions as the code server.
+# No secrets are baked in: Postgres credentials come from the environment at run time (.env).
+
+# --- build: the project's wheel, with pinned build tools (nothing of this stage is shipped) -------
+FROM python:3.11-slim-bookworm AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /src
+RUN pip install --no-cache-dir setuptools==80.9.0 wheel==0.45.1
+COPY pyproject.toml README.md ./
+COPY alert_pipeline ./alert_pipeline
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
+
+# --- runtime ----------------------------------------------------------------------------------
+FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     DAGSTER_HOME=/opt/dagster/dagster_home \
     ALERT_PIPELINE_HOME=/opt/dagster/data \
     MPLCONFIGDIR=/tmp/matplotlib
@@ -27,16 +42,19 @@ RUN groupadd --system --gid 10001 dagster \
         "${ALERT_PIPELINE_HOME}/reports" \
     && chown -R dagster:dagster "${DAGSTER_HOME}" "${ALERT_PIPELINE_HOME}"
 
-# Install the project from its own pyproject (dependency pins live there). Only the metadata and
-# the package are copied; the sources are removed after a non-editable install.
-WORKDIR /opt/dagster/src
-COPY pyproject.toml ./
-COPY alert_pipeline ./alert_pipeline
-RUN pip install --no-cache-dir . \
-    && rm -rf /opt/dagster/src
+# Dependencies first, exactly as locked (own layer: rebuilt only when the lock changes).
+COPY deploy/requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --no-deps --requirement /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 
-# Instance config (Postgres storage, QueuedRunCoordinator) and the Compose workspace, read-only
-# (owned by root) inside the user-writable DAGSTER_HOME.
+# Then the project itself, without resolving anything, and a consistency check of the result.
+COPY --from=build /wheels /tmp/wheels
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
+    && pip check \
+    && rm -rf /tmp/wheels
+
+# Instance config (Postgres storage, QueuedRunCoordinator, limits) and the Compose workspace,
+# read-only (owned by root) inside the user-writable DAGSTER_HOME.
 COPY deploy/dagster.yaml deploy/workspace.yaml ${DAGSTER_HOME}/
 
 WORKDIR ${DAGSTER_HOME}
