@@ -34,6 +34,7 @@ format: $(STAMP)
 # The Dagster UI on the same home as the demo, so its materializations are visible.
 ui: $(STAMP)
 	mkdir -p $(HOME_ABS)/dagster
+	test -f $(HOME_ABS)/dagster/dagster.yaml || cp deploy/dagster.local.yaml $(HOME_ABS)/dagster/dagster.yaml
 	ALERT_PIPELINE_HOME=$(HOME_ABS) DAGSTER_HOME=$(HOME_ABS)/dagster \
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

@@ -5,6 +5,7 @@ run may cover a range of days (single-run backfills).
 """
 
 import warnings
+from collections.abc import Iterator
 
 from dagster import (
     AssetCheckResult,
@@ -12,6 +13,7 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
@@ -28,6 +30,7 @@ from dagster import (
 from alert_pipeline.partitions import daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
 from alert_pipeline.report import (
+    DayReport,
     escape_markdown,
     iso_utc,
     render_markdown,
@@ -56,6 +59,24 @@ QUARANTINE_CHECK = "quarantine_share"
 COLUMN_SCHEMA = TableSchema(
     columns=[TableColumn(field.name, str(field.type)) for field in ARROW_SCHEMA]
 )
+
+
+def per_day_results(
+    context: AssetExecutionContext,
+    days: dict[str, dict],
+    summary: dict,
+    check_results: list[AssetCheckResult] | None = None,
+) -> Iterator[MaterializeResult | AssetMaterialization]:
+    """Each day's partition shows its own metadata, also when one run covers a range of days
+    (sensor runs, backfills): then the run's summary comes first and each day's materialization
+    after it, so the day's own is the latest the UI shows."""
+    if len(days) == 1:
+        (metadata,) = days.values()
+        yield MaterializeResult(metadata=metadata, check_results=check_results or [])
+        return
+    yield MaterializeResult(metadata=summary, check_results=check_results or [])
+    for day, metadata in days.items():
+        yield AssetMaterialization(asset_key=context.asset_key, partition=day, metadata=metadata)
 
 
 def log_outcomes(context: OpExecutionContext | AssetExecutionContext, outcomes: list) -> None:
@@ -93,7 +114,9 @@ def log_outcomes(context: OpExecutionContext | AssetExecutionContext, outcomes: 
     kinds={"parquet"},
     metadata={"dagster/column_schema": COLUMN_SCHEMA},
 )
-def validated_logs(context: AssetExecutionContext, alert_home: AlertHome) -> MaterializeResult:
+def validated_logs(
+    context: AssetExecutionContext, alert_home: AlertHome
+) -> Iterator[MaterializeResult | AssetMaterialization]:
     """Typed, validated log records of each UTC day, as Parquet; bad records go to quarantine.
 
     Ingests whatever is new in the landing folder first, so a UI materialization, a schedule or a
@@ -119,38 +142,34 @@ def validated_logs(context: AssetExecutionContext, alert_home: AlertHome) -> Mat
     stored = sum(c.stored for c in days.values())
     quarantined = sum(c.quarantined for c in days.values())
     share = quarantined / read if read else 0.0
-    severities: dict[str, int] = {}
-    reasons: dict[str, int] = {}
-    for day in days:
-        for severity, count in severity_counts(home, day).items():
-            severities[severity] = severities.get(severity, 0) + count
-        for reason, count in quarantine_reasons(home, day).items():
-            reasons[reason] = reasons.get(reason, 0) + count
     table = "\n".join(
         ["| day | read | stored | quarantined |", "|---|---:|---:|---:|"]
         + [f"| {d} | {c.read} | {c.stored} | {c.quarantined} |" for d, c in days.items()]
     )
-    counts_metadata = {
-        "records_read": read,
-        "records_stored": stored,
-        "records_quarantined": quarantined,
+    totals = {"records_read": read, "records_stored": stored, "records_quarantined": quarantined}
+    per_day = {
+        day: {
+            "records_read": counts.read,
+            "records_stored": counts.stored,
+            "records_quarantined": counts.quarantined,
+            "dagster/row_count": counts.stored,
+            "severity_counts": MetadataValue.json(severity_counts(home, day)),
+            "quarantined_by_column": MetadataValue.json(quarantine_reasons(home, day)),
+            "path": MetadataValue.path(str(home.day_dir(day))),
+        }
+        for day, counts in days.items()
     }
-    return MaterializeResult(
-        metadata={
-            **counts_metadata,
-            "dagster/row_count": stored,
-            "severity_counts": MetadataValue.json(severities),
-            "quarantined_by_column": MetadataValue.json(reasons),
-            "days": MetadataValue.md(table),
-            "path": MetadataValue.path(str(home.validated)),
-        },
+    yield from per_day_results(
+        context,
+        per_day,
+        summary={**totals, "days": MetadataValue.md(table)},
         check_results=[
             AssetCheckResult(
                 check_name=RECONCILE_CHECK,
                 passed=not problems,
                 severity=AssetCheckSeverity.ERROR,
                 metadata={
-                    **counts_metadata,
+                    **totals,
                     "problems": MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
                 },
             ),
@@ -207,7 +226,9 @@ def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
         group_name="alerts",
         kinds={"python"},
     )
-    def _rule_asset(context: AssetExecutionContext, alert_home: AlertHome) -> MaterializeResult:
+    def _rule_asset(
+        context: AssetExecutionContext, alert_home: AlertHome
+    ) -> Iterator[MaterializeResult | AssetMaterialization]:
         config = context.op_execution_context.op_config
         configured = rule.with_overrides(
             threshold=config["threshold"],
@@ -215,17 +236,28 @@ def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
             severities=frozenset(config["severities"]),
         )
         home = alert_home.home()
-        found: list[Incident] = []
-        for day in context.partition_keys:
-            found += detect_and_store(home, configured, day)
-        return MaterializeResult(
-            metadata={
-                "incident_count": len(found),
-                "threshold": configured.threshold,
-                "window_seconds": configured.window_seconds,
-                "group_by": configured.group_by or "—",
-                "incidents": MetadataValue.md(incidents_markdown(found)),
-            }
+        found = {day: detect_and_store(home, configured, day) for day in context.partition_keys}
+        settings = {
+            "threshold": configured.threshold,
+            "window_seconds": configured.window_seconds,
+            "group_by": configured.group_by or "—",
+        }
+        everything = [incident for incidents in found.values() for incident in incidents]
+        yield from per_day_results(
+            context,
+            {
+                day: {
+                    "incident_count": len(incidents),
+                    **settings,
+                    "incidents": MetadataValue.md(incidents_markdown(incidents)),
+                }
+                for day, incidents in found.items()
+            },
+            summary={
+                "incident_count": len(everything),
+                **settings,
+                "incidents": MetadataValue.md(incidents_markdown(everything)),
+            },
         )
 
     return _rule_asset
@@ -241,22 +273,32 @@ rule_assets = [build_rule_asset(rule) for rule in RULES]
     group_name="alerts",
     kinds={"json", "html"},
 )
-def alert_report(context: AssetExecutionContext, alert_home: AlertHome) -> MaterializeResult:
+def alert_report(
+    context: AssetExecutionContext, alert_home: AlertHome
+) -> Iterator[MaterializeResult | AssetMaterialization]:
     """The day's incidents of every rule, record counts and a plot, as JSON, Markdown and HTML."""
     home = alert_home.home()
     reports = [report_day(home, day) for day in context.partition_keys]
-    last_report, last_plot = reports[-1]
-    day_folder = home.reports / last_report.partition
-    metadata = {
-        "incident_count": sum(len(r.incidents) for r, _ in reports),
-        "records_stored": sum(r.stored for r, _ in reports),
-        "records_quarantined": sum(r.quarantined for r, _ in reports),
-        "report": MetadataValue.md(render_markdown(last_report, last_plot)),
-        "json_path": MetadataValue.path(str(day_folder / "alert_report.json")),
-        "html_path": MetadataValue.path(str(day_folder / "alert_report.html")),
-    }
-    for rule in RULES:
-        metadata[f"incidents_{rule.name}"] = sum(
-            1 for r, _ in reports for i in r.incidents if i.rule == rule.name
-        )
-    return MaterializeResult(metadata=metadata)
+
+    def counts(day_reports: list[DayReport]) -> dict:
+        metadata = {
+            "incident_count": sum(len(r.incidents) for r in day_reports),
+            "records_stored": sum(r.stored for r in day_reports),
+            "records_quarantined": sum(r.quarantined for r in day_reports),
+        }
+        for rule in RULES:
+            metadata[f"incidents_{rule.name}"] = sum(
+                1 for r in day_reports for i in r.incidents if i.rule == rule.name
+            )
+        return metadata
+
+    per_day = {}
+    for report, plot in reports:
+        folder = home.reports / report.partition
+        per_day[report.partition] = {
+            **counts([report]),
+            "report": MetadataValue.md(render_markdown(report, plot)),
+            "json_path": MetadataValue.path(str(folder / "alert_report.json")),
+            "html_path": MetadataValue.path(str(folder / "alert_report.html")),
+        }
+    yield from per_day_results(context, per_day, summary=counts([report for report, _ in reports]))

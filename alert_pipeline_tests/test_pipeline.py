@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, materialize
 
 from alert_pipeline.assets import alert_report, rule_assets, validated_logs
 from alert_pipeline.definitions import defs
@@ -180,4 +180,12 @@ def test_partition_range_run_equals_day_by_day(tmp_path: Path, instance) -> None
     assert ranged.success
     for day in ("2021-09-10", "2021-09-11"):
         assert report(tmp_path / "a", day)["incidents"] == report(tmp_path / "b", day)["incidents"]
+        # Each partition's latest materialization shows that day's own report, not the range's.
+        (latest,) = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("alert_report"), asset_partitions=[day]), limit=1
+        ).records
+        shown = latest.asset_materialization.metadata["report"].value
+        assert f"Alert report {day}" in shown
+        count = latest.asset_materialization.metadata["incident_count"].value
+        assert count == len(report(tmp_path / "b", day)["incidents"])
     assert Home(tmp_path / "b").reports.is_dir()
