@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import os
+import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from alert_pipeline.schema import (
 )
 
 csv.field_size_limit(2**31 - 1)  # quoted messages may be huge; the record is still one record
-BLOCK_SIZE = 1 << 20  # parse granularity: small blocks keep the parsing threads' data in cache
+BLOCK_SIZE = 2 << 20  # parse granularity: small blocks keep the parsed data in cache
 LARGE_BLOCK_SIZE = 64 << 20  # the retry for files with records larger than BLOCK_SIZE
 BATCH_ROWS = 100_000  # parsed blocks are typed and validated in batches of about this many rows
 HEAD_BYTES = 4 << 20
@@ -528,12 +529,50 @@ def _cut_off(batch: Batch, table: pa.Table, number: int, column: str) -> Batch:
     return Batch(valid.slice(0, valid.num_rows - 1), rejections)
 
 
-def _coalesced(reader: pacsv.CSVStreamingReader) -> Iterator[pa.Table]:
+def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 8) -> Iterator[pa.RecordBatch]:
+    """Pull parsed blocks on a thread of their own: Arrow's streaming reader parses one block at
+    a time as it is asked, so this overlaps parsing with the typing and encoding of earlier
+    batches (all of them release the GIL). At most `depth` blocks wait, so memory stays flat."""
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    finished = object()
+    stop = threading.Event()
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                put(batch)
+                if stop.is_set():
+                    return
+            put(finished)
+        except BaseException as error:  # handed to the consumer, raised there
+            put(error)
+
+    thread = threading.Thread(target=pump, name="csv-parse", daemon=True)
+    thread.start()
+    try:
+        while (item := waiting.get()) is not finished:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _coalesced(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
     """Parsed blocks gathered into tables of about BATCH_ROWS rows: per-batch work (typing,
     validation, Parquet row groups) is then amortized, while memory stays flat."""
     pending: list[pa.RecordBatch] = []
     rows = 0
-    for record_batch in reader:
+    for record_batch in _prefetched(reader):
         pending.append(record_batch)
         rows += record_batch.num_rows
         if rows >= BATCH_ROWS:
