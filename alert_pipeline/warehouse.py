@@ -661,40 +661,40 @@ def days_with_data(home: Home) -> set[str]:
     return {day for entry in read_ledger(home).values() for day in entry["days"] if day != UNDATED}
 
 
-def read_day_column(home: Home, day: str, columns: list[str]) -> pa.Table:
-    """The given columns of one day's valid records (empty table if none)."""
-    schema = pa.schema([ARROW_SCHEMA.field(c) for c in columns])
-    tables = [pq.read_table(part, columns=columns) for part in _parts(home.day_dir(day))]
-    if not tables:
-        return schema.empty_table()
-    return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
+def day_batches(home: Home, day: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The given columns of one day's valid records, a row group at a time: reads of a whole
+    day never hold all of its rows (100 M records a day) in memory."""
+    for part in _parts(home.day_dir(day)):
+        yield from pq.ParquetFile(part).iter_batches(batch_size=1 << 20, columns=columns)
 
 
-def fatal_mask(severity: pa.ChunkedArray, severities: Iterable[str]) -> pa.ChunkedArray:
+def fatal_mask(severity: pa.Array, severities: Iterable[str]) -> pa.Array:
     """Case-insensitive severity membership, computed once per dictionary value, not per row."""
     wanted = pa.array(sorted(severities), pa.string())
-    chunks = []
-    for chunk in severity.chunks:
-        if pa.types.is_dictionary(chunk.type):
-            normal = pc.utf8_lower(pc.utf8_trim_whitespace(chunk.dictionary))
-            member = pc.fill_null(pc.is_in(normal, wanted), False)
-            chunks.append(pc.fill_null(pc.take(member, chunk.indices), False))
-        else:
-            normal = pc.utf8_lower(pc.utf8_trim_whitespace(chunk))
-            chunks.append(pc.fill_null(pc.is_in(normal, wanted), False))
-    return pa.chunked_array(chunks, pa.bool_())
+    if pa.types.is_dictionary(severity.type):
+        normal = pc.utf8_lower(pc.utf8_trim_whitespace(severity.dictionary))
+        member = pc.fill_null(pc.is_in(normal, wanted), False)
+        return pc.fill_null(pc.take(member, severity.indices), False)
+    return pc.fill_null(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(severity)), wanted), False)
+
+
+def _fatal_batches(
+    home: Home, day: str, columns: list[str], severities: Iterable[str]
+) -> Iterator[pa.RecordBatch]:
+    for batch in day_batches(home, day, columns):
+        yield batch.filter(fatal_mask(batch.column("severity"), severities))
 
 
 def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
-    """Fatal events of `rule` over the given days, reading only the columns the rule needs."""
-    tables = []
-    for day in days:
-        table = read_day_column(home, day, rule.columns)
-        if table.num_rows:
-            tables.append(table.filter(fatal_mask(table.column("severity"), rule.severities)))
-    if not tables:
-        return Events(np.zeros(0, dtype=np.int64), None if rule.group_by is None else np.zeros(0))
-    table = pa.concat_tables(tables, promote_options="permissive")
+    """Fatal events of `rule` over the given days, reading only the columns the rule needs and
+    keeping only the fatal rows of each row group."""
+    schema = pa.schema([ARROW_SCHEMA.field(c) for c in rule.columns])
+    batches = [
+        batch.cast(schema)
+        for day in days
+        for batch in _fatal_batches(home, day, rule.columns, rule.severities)
+    ]
+    table = pa.Table.from_batches(batches, schema=schema)
     times = table.column("date").cast(pa.int64()).to_numpy()
     if rule.group_by is None:
         return Events(times)
@@ -702,32 +702,30 @@ def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
     encoded = pa.table({"group": column}).unify_dictionaries().column("group").combine_chunks()
+    if not isinstance(encoded, pa.DictionaryArray):  # no chunks at all
+        encoded = pa.array([], schema.field(rule.group_by).type)
     labels = [*encoded.dictionary.to_pylist(), None]  # the last code stands for a missing value
-    codes = pc.fill_null(encoded.indices, len(labels) - 1).to_numpy()
+    codes = pc.fill_null(encoded.indices, len(labels) - 1).to_numpy(zero_copy_only=False)
     return Events(times, codes, labels)
 
 
 def fatal_per_minute(home: Home, day: str, severities: Iterable[str]) -> np.ndarray:
     """Fatal events per minute of the UTC day (1440 counts), for the report's plot."""
-    table = read_day_column(home, day, ["date", "severity"])
     counts = np.zeros(1440, dtype=np.int64)
-    if table.num_rows:
-        times = table.filter(fatal_mask(table.column("severity"), severities)).column("date")
-        start = day_start_us(dt.date.fromisoformat(day))
-        minutes = (times.cast(pa.int64()).to_numpy() - start) // (60 * 1_000_000)
+    start = day_start_us(dt.date.fromisoformat(day))
+    for batch in _fatal_batches(home, day, ["date", "severity"], severities):
+        minutes = (batch.column("date").cast(pa.int64()).to_numpy() - start) // 60_000_000
         counts += np.bincount(minutes, minlength=1440)[:1440]
     return counts
 
 
 def severity_counts(home: Home, day: str) -> dict[str, int]:
-    table = read_day_column(home, day, ["severity"])
-    if table.num_rows == 0:
-        return {}
-    values = pc.value_counts(table.column("severity").cast(pa.string()))
-    return {
-        str(v["values"]): int(v["counts"])
-        for v in sorted(values.to_pylist(), key=lambda v: str(v["values"]))
-    }
+    counts: dict[str, int] = {}
+    for batch in day_batches(home, day, ["severity"]):
+        for value in pc.value_counts(batch.column("severity").cast(pa.string())).to_pylist():
+            key = str(value["values"])
+            counts[key] = counts.get(key, 0) + int(value["counts"])
+    return dict(sorted(counts.items()))
 
 
 def write_incidents(home: Home, rule_name: str, day: str, incidents: list[dict]) -> Path:
