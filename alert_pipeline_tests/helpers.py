@@ -5,6 +5,7 @@ import csv
 import datetime as dt
 import gzip
 import io
+import json
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -132,3 +133,19 @@ def write_split(records: list[list[str]], folder: Path, rng: random.Random) -> l
         path.write_bytes(gzip.compress(data, mtime=0) if suffix.endswith(".gz") else data)
         paths.append(path)
     return paths
+
+
+def reported_incidents(home: Path) -> list[tuple]:
+    """Every incident of every daily report under `home`, in the shape `one_shot` returns."""
+    return [
+        (
+            i["rule"],
+            i["group"].get("bundle_id"),
+            i["start"],
+            i["end"],
+            i["peak_count"],
+            i["event_count"],
+        )
+        for path in sorted(home.glob("reports/*/alert_report.json"))
+        for i in json.loads(path.read_text())["incidents"]
+    ]

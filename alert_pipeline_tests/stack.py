@@ -21,6 +21,7 @@ The database is a fresh one on the local PostgreSQL (`fresh_database`), not a co
 """
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -33,10 +34,11 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,11 +228,42 @@ def group_alive(pgid: int) -> list[int]:
     return alive
 
 
-def _container_start() -> None:
+def reset_sigint() -> None:
     # A shell starts background jobs with SIGINT ignored, and Dagster maps SIGTERM onto SIGINT's
     # handler: inherited, SIG_IGN would make a service ignore SIGTERM. In a container (tini as
     # PID 1, `init: true`) the service starts with the default handlers, as here.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def poll_until(
+    what: str, timeout: float, check: Callable[[], tuple[bool, object]], logs: Callable[[], str]
+) -> object:
+    """Call `check` every second until it says done; fail with its last state and the logs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, state = check()
+        if done:
+            return state
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not done after {timeout} s; last state: {state}\n{logs()}")
+        time.sleep(1)
+
+
+def run_tags(run: dict) -> dict[str, str]:
+    return {tag["key"]: tag["value"] for tag in run["tags"]}
+
+
+def run_days(run: dict) -> list[str]:
+    """The partitions a run (from GraphQL, with its tags) covers: one key or a range."""
+    found = run_tags(run)
+    if "dagster/partition" in found:
+        return [found["dagster/partition"]]
+    first = found.get("dagster/asset_partition_range_start")
+    last = found.get("dagster/asset_partition_range_end")
+    if not (first and last):
+        return []
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return [str(start + dt.timedelta(days=n)) for n in range((end - start).days + 1)]
 
 
 @dataclass
@@ -275,7 +308,7 @@ class Service:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_container_start,
+                preexec_fn=reset_sigint,
             )
 
     def running(self) -> bool:

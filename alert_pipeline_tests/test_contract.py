@@ -12,7 +12,7 @@ import pytest
 from alert_pipeline.cli import run_pipeline
 from alert_pipeline.generate import generate_logs
 from alert_pipeline.schema import COLUMNS
-from alert_pipeline_tests.helpers import one_shot, read_records, write_split
+from alert_pipeline_tests.helpers import one_shot, read_records, reported_incidents, write_split
 
 
 @pytest.mark.parametrize("seed", [11, 29])
@@ -36,18 +36,7 @@ def test_shuffled_arrival_gives_the_one_shot_incidents(tmp_path: Path, seed: int
             path.rename(home / "incoming" / path.name)
         run_pipeline(home)
 
-    reported = [
-        (
-            i["rule"],
-            i["group"].get("bundle_id"),
-            i["start"],
-            i["end"],
-            i["peak_count"],
-            i["event_count"],
-        )
-        for path in sorted(home.glob("reports/*/alert_report.json"))
-        for i in json.loads(path.read_text())["incidents"]
-    ]
+    reported = reported_incidents(home)
     assert len(reported) == len(set(reported)), "an incident was reported twice"
     assert set(reported) == expected
     stored = sum(

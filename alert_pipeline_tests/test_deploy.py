@@ -31,7 +31,7 @@ import yaml
 
 from alert_pipeline.generate import generate_logs
 from alert_pipeline_tests import stack
-from alert_pipeline_tests.stack import REPO, ComposeStack
+from alert_pipeline_tests.stack import REPO, ComposeStack, poll_until, run_days, run_tags
 
 IN_CI = bool(os.environ.get("CI"))
 CHROMIUM = Path("/usr/bin/chromium")
@@ -347,37 +347,18 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStac
 
 
 def poll(deployed: ComposeStack, what: str, check: Callable[[], tuple[bool, object]]) -> object:
-    deadline = time.monotonic() + PHASE_TIMEOUT
-    while True:
-        done, state = check()
-        if done:
-            return state
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{what}: not done after {PHASE_TIMEOUT} s; last state: {state}\n{deployed.outputs()}"
-            )
-        time.sleep(1)
-
-
-def tags(run: dict) -> dict[str, str]:
-    return {tag["key"]: tag["value"] for tag in run["tags"]}
-
-
-def run_days(run: dict) -> list[str]:
-    found = tags(run)
-    if "dagster/partition" in found:
-        return [found["dagster/partition"]]
-    first = found.get("dagster/asset_partition_range_start")
-    last = found.get("dagster/asset_partition_range_end")
-    if not (first and last):
-        return []
-    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
-    return [str(start + dt.timedelta(days=n)) for n in range((end - start).days + 1)]
+    return poll_until(what, PHASE_TIMEOUT, check, deployed.outputs)
 
 
 def summary(runs: list[dict]) -> list[tuple]:
     return [
-        (r["runId"][:8], r["jobName"], r["status"], run_days(r), tags(r).get("dagster/backfill"))
+        (
+            r["runId"][:8],
+            r["jobName"],
+            r["status"],
+            run_days(r),
+            run_tags(r).get("dagster/backfill"),
+        )
         for r in runs
     ]
 
@@ -546,17 +527,17 @@ def test_deployment_end_to_end(deployment: ComposeStack, tmp_path: Path) -> None
     backfills = [week, *extra]
 
     def backfills_done(runs: list[dict]) -> bool:
-        ids = {tags(r).get("dagster/backfill") for r in runs}
+        ids = {run_tags(r).get("dagster/backfill") for r in runs}
         return set(backfills) <= ids and any(r["runId"] == single for r in runs)
 
     runs = wait_runs(deployment, "backfills", backfills_done)
     timings["backfill"] = time.monotonic() - phase
     phase_runs = [
-        r for r in runs if tags(r).get("dagster/backfill") in backfills or r["runId"] == single
+        r for r in runs if run_tags(r).get("dagster/backfill") in backfills or r["runId"] == single
     ]
     assert len(phase_runs) == 4, summary(phase_runs)
     assert all(r["status"] == "SUCCESS" for r in phase_runs), summary(phase_runs)
-    (week_run,) = [r for r in phase_runs if tags(r).get("dagster/backfill") == week]
+    (week_run,) = [r for r in phase_runs if run_tags(r).get("dagster/backfill") == week]
     assert run_days(week_run) == DAYS, "single_run backfill policy: one run for the whole week"
     backfill_runs = [r for r in phase_runs if r["runId"] != single]
     running = [(r["startTime"], r["endTime"]) for r in phase_runs]

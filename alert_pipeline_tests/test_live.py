@@ -8,12 +8,10 @@ About two minutes: the backfill daemon only wakes every 30 seconds.
 """
 
 import contextlib
-import datetime as dt
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +24,14 @@ import pytest
 
 from alert_pipeline.cli import run_pipeline
 from alert_pipeline.generate import generate_logs
+from alert_pipeline_tests.stack import (
+    free_port,
+    group_alive,
+    poll_until,
+    port_open,
+    reset_sigint,
+    run_days,
+)
 
 DAYS = ["2021-09-10", "2021-09-11", "2021-09-12"]
 ASSETS = [
@@ -93,49 +99,20 @@ class LiveServer:
         return result["results"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _group_alive(pgid: int) -> list[int]:
-    """Processes of the group that are not zombies (read from /proc; Linux)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                alive.append(int(stat.parent.name))
-    return alive
-
-
-def _reset_sigint() -> None:
-    # A shell starts background jobs with SIGINT ignored and `dagster dev` maps SIGTERM onto
-    # SIGINT's handler: inherited, SIG_IGN would make the whole server ignore SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM to the process group, SIGKILL to whatever is left after STOP_TIMEOUT seconds."""
     pgid = process.pid  # start_new_session: the leader's pid is the group id
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and (process.poll() is None or _group_alive(pgid)):
+    while time.monotonic() < deadline and (process.poll() is None or group_alive(pgid)):
         time.sleep(0.5)
-    if process.poll() is None or _group_alive(pgid):
+    if process.poll() is None or group_alive(pgid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
     process.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while _group_alive(pgid) and time.monotonic() < deadline:
+    while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
@@ -156,7 +133,7 @@ def dagster_dev(root: Path, home: Path) -> Iterator[LiveServer]:
         "ALERT_PIPELINE_SENSOR_INTERVAL_SECONDS": "2",
         "ALERT_PIPELINE_SETTLE_SECONDS": "0",
     }
-    port = _free_port()
+    port = free_port()
     log = root / "dagster-dev.log"
     command = [sys.executable, "-m", "dagster", "dev", "-m", LOCATION]
     with log.open("wb") as output:
@@ -168,7 +145,7 @@ def dagster_dev(root: Path, home: Path) -> Iterator[LiveServer]:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_reset_sigint,
+            preexec_fn=reset_sigint,
         )
     server = LiveServer(process, port, log)
     try:
@@ -176,8 +153,8 @@ def dagster_dev(root: Path, home: Path) -> Iterator[LiveServer]:
         yield server
     finally:
         _stop(process)
-        assert not _group_alive(process.pid), "dagster dev processes left running"
-        assert not _port_open(port), f"port {port} still open after stopping dagster dev"
+        assert not group_alive(process.pid), "dagster dev processes left running"
+        assert not port_open(port), f"port {port} still open after stopping dagster dev"
 
 
 def _wait_started(server: LiveServer) -> None:
@@ -201,37 +178,11 @@ def _wait_started(server: LiveServer) -> None:
 def _poll(
     server: LiveServer, what: str, timeout: float, check: Callable[[], tuple[bool, object]]
 ) -> object:
-    """Call `check` every second until it says done; fail with its last state and the log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, state = check()
-        if done:
-            return state
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{what}: not done after {timeout} s; last state: {state}\n{server.output()}"
-            )
-        time.sleep(1)
-
-
-def _tags(run: dict) -> dict[str, str]:
-    return {tag["key"]: tag["value"] for tag in run["tags"]}
-
-
-def _run_days(run: dict) -> set[str]:
-    tags = _tags(run)
-    if "dagster/partition" in tags:
-        return {tags["dagster/partition"]}
-    first = tags.get("dagster/asset_partition_range_start")
-    last = tags.get("dagster/asset_partition_range_end")
-    if not (first and last):
-        return set()
-    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
-    return {str(start + dt.timedelta(days=n)) for n in range((end - start).days + 1)}
+    return poll_until(what, timeout, check, server.output)
 
 
 def _summary(runs: list[dict]) -> list[tuple]:
-    return [(r["runId"][:8], r["jobName"], r["status"], sorted(_run_days(r))) for r in runs]
+    return [(r["runId"][:8], r["jobName"], r["status"], sorted(run_days(r))) for r in runs]
 
 
 def _assert_no_failed_run(server: LiveServer, runs: list[dict]) -> None:
@@ -330,7 +281,7 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
             succeeded = [r for r in runs if r["status"] == "SUCCESS"]
             ingested = any(r["jobName"] == "ingest_job" for r in succeeded)
             covered = set().union(
-                *(_run_days(r) for r in succeeded if r["jobName"] == "daily_alerts_job")
+                *(set(run_days(r)) for r in succeeded if r["jobName"] == "daily_alerts_job")
             )
             busy = [r for r in runs if r["status"] in ACTIVE]
             return ingested and covered >= set(DAYS) and not busy, _summary(runs)

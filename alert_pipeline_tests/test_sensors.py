@@ -18,6 +18,7 @@ from alert_pipeline_tests.helpers import (
     one_shot,
     read_records,
     record,
+    reported_incidents,
     write_csv,
     write_split,
 )
@@ -285,17 +286,6 @@ def test_shuffled_arrival_through_the_sensor_equals_one_shot(landing, tmp_path, 
         for path in batch:
             path.rename(landing.incoming / path.name)
         landing.settle()
-    reported = [
-        (
-            i["rule"],
-            i["group"].get("bundle_id"),
-            i["start"],
-            i["end"],
-            i["peak_count"],
-            i["event_count"],
-        )
-        for path in sorted(landing.root.glob("reports/*/alert_report.json"))
-        for i in json.loads(path.read_text())["incidents"]
-    ]
+    reported = reported_incidents(landing.root)
     assert len(reported) == len(set(reported))
     assert set(reported) == expected
