@@ -101,13 +101,6 @@ class Rejections:
     def __len__(self) -> int:
         return len(self.record_numbers)
 
-    def extend(self, other: "Rejections") -> None:
-        self.record_numbers += other.record_numbers
-        self.columns += other.columns
-        self.reasons += other.reasons
-        self.raws += other.raws
-        self.days_us += other.days_us
-
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.name.endswith(".gz"):

@@ -93,14 +93,6 @@ def parse_partition(partition: str) -> dt.date:
     return day
 
 
-def fatal_counts_per_minute(times_us: Iterable[int] | np.ndarray, partition: str) -> np.ndarray:
-    """Fatal events per minute of the day (1440 ints) from event times; others are ignored."""
-    times = np.asarray(times_us, dtype=np.int64)
-    start = day_start_us(parse_partition(partition))
-    offsets = times[(times >= start) & (times < start + MICROS_PER_DAY)] - start
-    return np.bincount(offsets // MICROS_PER_MINUTE, minlength=MINUTES_PER_DAY).astype(np.int64)
-
-
 def iso_utc(time_us: int) -> str:
     """Exact ISO 8601 UTC time from integer µs (no float rounding), always 6 digits and "Z"."""
     t = _EPOCH + dt.timedelta(microseconds=int(time_us))

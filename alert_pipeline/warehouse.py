@@ -709,13 +709,19 @@ def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
     return Events(times, codes, labels)
 
 
+def fatal_counts_per_minute(times_us: Iterable[int] | np.ndarray, day: str) -> np.ndarray:
+    """Events per minute of the UTC day (1440 counts) from event times; others are ignored."""
+    times = np.asarray(times_us, dtype=np.int64)
+    start = day_start_us(dt.date.fromisoformat(day))
+    offsets = times[(times >= start) & (times < start + MICROS_PER_DAY)] - start
+    return np.bincount(offsets // 60_000_000, minlength=1440).astype(np.int64)
+
+
 def fatal_per_minute(home: Home, day: str, severities: Iterable[str]) -> np.ndarray:
     """Fatal events per minute of the UTC day (1440 counts), for the report's plot."""
     counts = np.zeros(1440, dtype=np.int64)
-    start = day_start_us(dt.date.fromisoformat(day))
     for batch in _fatal_batches(home, day, ["date", "severity"], severities):
-        minutes = (batch.column("date").cast(pa.int64()).to_numpy() - start) // 60_000_000
-        counts += np.bincount(minutes, minlength=1440)[:1440]
+        counts += fatal_counts_per_minute(batch.column("date").cast(pa.int64()).to_numpy(), day)
     return counts
 
 

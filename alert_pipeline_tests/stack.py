@@ -235,6 +235,19 @@ def reset_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def graphql(url: str, text: str, variables: dict | None = None, timeout: float = 30) -> dict:
+    """POST a query to a Dagster webserver's GraphQL endpoint; fail on any GraphQL error."""
+    body = json.dumps({"query": text, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        payload = json.load(response)
+    if payload.get("errors"):
+        raise AssertionError(f"GraphQL errors: {payload['errors']}")
+    return payload["data"]
+
+
 def poll_until(
     what: str, timeout: float, check: Callable[[], tuple[bool, object]], logs: Callable[[], str]
 ) -> object:
@@ -580,12 +593,4 @@ class ComposeStack:
         return self.volume("pipeline_data")
 
     def graphql(self, text: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": text, "variables": variables or {}}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            payload = json.load(response)
-        if payload.get("errors"):
-            raise AssertionError(f"GraphQL errors: {payload['errors']}")
-        return payload["data"]
+        return graphql(self.url, text, variables, timeout=60)

@@ -26,6 +26,7 @@ from alert_pipeline.cli import run_pipeline
 from alert_pipeline.generate import generate_logs
 from alert_pipeline_tests.stack import (
     free_port,
+    graphql,
     group_alive,
     poll_until,
     port_open,
@@ -83,14 +84,7 @@ class LiveServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            payload = json.load(response)
-        assert not payload.get("errors"), f"GraphQL errors: {payload['errors']}"
-        return payload["data"]
+        return graphql(self.url, query, variables)
 
     def runs(self, tags: dict[str, str] | None = None) -> list[dict]:
         run_filter = {"tags": [{"key": k, "value": v} for k, v in tags.items()]} if tags else None

@@ -18,7 +18,6 @@ from alert_pipeline.report import (
     PNG_MAGIC,
     DayReport,
     escape_markdown,
-    fatal_counts_per_minute,
     iso_utc,
     plot_fatal_per_minute,
     render_html,
@@ -29,6 +28,7 @@ from alert_pipeline.report import (
     write_report,
 )
 from alert_pipeline.rules import MICROS_PER_DAY, Incident, day_start_us
+from alert_pipeline.warehouse import fatal_counts_per_minute
 
 DAY = "2021-09-11"
 DAY_START = day_start_us(dt.date(2021, 9, 11))
