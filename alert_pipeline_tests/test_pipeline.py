@@ -189,3 +189,34 @@ def test_partition_range_run_equals_day_by_day(tmp_path: Path, instance) -> None
         count = latest.asset_materialization.metadata["incident_count"].value
         assert count == len(report(tmp_path / "b", day)["incidents"])
     assert Home(tmp_path / "b").reports.is_dir()
+
+
+def test_rule_threshold_and_window_are_run_config(tmp_path: Path, instance) -> None:
+    # 15 fatal events 2 s apart: a breach for the default rule (> 10 within 60 s), none when the
+    # threshold is raised to 20 through run config, and one again with a 5 s window at threshold 1.
+    write_csv(
+        tmp_path / "incoming" / "f.csv",
+        [record(date=epoch("2021-09-10", 100 + 2 * i)) for i in range(15)],
+    )
+
+    def minute_incidents(config: dict) -> list[dict]:
+        result = materialize(
+            ALL_ASSETS,
+            partition_key="2021-09-10",
+            instance=instance,
+            resources={"alert_home": AlertHome(path=str(tmp_path), settle_seconds=0)},
+            run_config={"ops": {"fatal_errors_per_minute": {"config": config}}},
+        )
+        assert result.success
+        return [
+            i
+            for i in report(tmp_path, "2021-09-10")["incidents"]
+            if i["rule"] == "fatal_errors_per_minute"
+        ]
+
+    (default,) = minute_incidents({})
+    assert default["threshold"] == 10 and default["window_seconds"] == 60.0
+    assert minute_incidents({"threshold": 20}) == []
+    (short,) = minute_incidents({"threshold": 1, "window_seconds": 5.0})
+    assert short["threshold"] == 1 and short["window_seconds"] == 5.0
+    assert short["start"] == "2021-09-10T00:01:42.000000Z"  # the 2nd event: 2 s < 5 s
