@@ -25,6 +25,7 @@ from dagster import (
     TableSchema,
     TimeWindowPartitionMapping,
     asset,
+    asset_check,
 )
 
 from alert_pipeline.partitions import daily_partitions
@@ -44,18 +45,22 @@ from alert_pipeline.rules import (
 )
 from alert_pipeline.schema import ARROW_SCHEMA
 from alert_pipeline.warehouse import (
+    UNDATED,
     day_counts,
     ingest_pending,
     quarantine_reasons,
     quarantined_rows,
+    read_ledger,
     severity_counts,
     stored_rows,
+    undated_records,
 )
 
 warnings.filterwarnings("ignore", category=BetaWarning)
 
 RECONCILE_CHECK = "records_reconcile"
 QUARANTINE_CHECK = "quarantine_share"
+UNDATED_CHECK = "undated_records"
 COLUMN_SCHEMA = TableSchema(
     columns=[TableColumn(field.name, str(field.type)) for field in ARROW_SCHEMA]
 )
@@ -183,6 +188,34 @@ def validated_logs(
                 },
             ),
         ],
+    )
+
+
+@asset_check(asset=validated_logs, name=UNDATED_CHECK, blocking=False)
+def undated_records_check(alert_home: AlertHome) -> AssetCheckResult:
+    """No landing file has more than ALERT_PIPELINE_MAX_QUARANTINED_SHARE of its records without
+    a usable date: those are in quarantine/day=undated and on no day's report (e.g. a producer
+    that switched `date` to another format). Not partitioned: it covers every file."""
+    home = alert_home.home()
+    files = undated_records(read_ledger(home))
+    limit = alert_home.max_quarantined_share
+    over = {name: (n, read) for name, (n, read) in files.items() if n > limit * read}
+    table = "\n".join(
+        ["| file | undated | read |", "|---|---:|---:|"]
+        + [
+            f"| {escape_markdown(name)} | {n} | {read} |"
+            for name, (n, read) in sorted(over.items())
+        ]
+    )
+    return AssetCheckResult(
+        passed=not over,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "undated_records": sum(n for n, _ in files.values()),
+            "files_over_the_limit": len(over),
+            "files": MetadataValue.md(table if over else "none"),
+            "path": MetadataValue.path(str(home.quarantine_dir(UNDATED))),
+        },
     )
 
 

@@ -177,7 +177,7 @@ def home_figures(home_path: Path) -> dict:
         breaches[rule.name] = found
         stored_incidents = set()
         for path in sorted((home.incidents / rule.name).glob("day=*.json")):
-            for record in json.loads(path.read_text()):
+            for record in json.loads(path.read_text())["incidents"]:
                 stored_incidents.add(
                     (record["group"], record["start_us"], record["last_breach_us"])
                 )

@@ -1,164 +1,100 @@
-"""The `alert-pipeline` command: run the pipeline on a home folder, the demo, and synthetic data."""
+"""The `alert-pipeline` command: run the pipeline on a home folder, the demo, and synthetic data.
+
+Exit codes: 0 done; 1 could not run (one line on stderr says why; `--verbose` adds the
+traceback); 2 bad command line; 3 done, but a file added no records (rejected whole, or every
+record quarantined): someone should look. Only the standard library is imported up front, so
+that a bad setting is reported like any other failure.
+"""
 
 import argparse
 import datetime as dt
-import json
+import os
 import shutil
+import sqlite3
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
-from alert_pipeline.partitions import affected_partitions, day_ranges, range_tags
-from alert_pipeline.resources import DEFAULT_HOME, START_DATE, AlertHome
-from alert_pipeline.rules import RULES
-from alert_pipeline.warehouse import UNDATED, FileOutcome, Home, days_with_data, ingest_pending
+from alert_pipeline.bench import COMPETITORS, DEFAULT_WORK
+from alert_pipeline.errors import PipelineError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample_logs.csv"
-LOCAL_DAGSTER_YAML = """\
-# Local Dagster instance for `alert-pipeline run` and `make ui` (SQLite, few concurrent runs).
-telemetry:
-  enabled: false
-concurrency:
-  runs:
-    max_concurrent_runs: 2
-"""
+EXIT_FAILED = 1
+EXIT_FILES_WITHOUT_RECORDS = 3
 
 
-class RunFailed(Exception):
-    """The pipeline could not run; the message is the one-line reason shown to the user."""
+def say(lines: Iterable[str], stream=None) -> None:
+    """Print lines; when the reader has gone away (`… | head`), stop printing quietly."""
+    stream = stream or sys.stdout
+    try:
+        for line in lines:
+            print(line, file=stream)
+        stream.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
-@dataclass
-class RunSummary:
-    outcomes: list[FileOutcome]
-    partitions: list[str] = field(default_factory=list)
-    incidents: dict[str, int] = field(default_factory=dict)
+def home_folder(text: str | None, create: bool):
+    """The home of `--home` (default $ALERT_PIPELINE_HOME, else data), which must exist unless
+    `create`: a typo must not start an empty home that reports "nothing new"."""
+    from alert_pipeline.resources import DEFAULT_HOME
+    from alert_pipeline.warehouse import Home
 
-    def lines(self) -> list[str]:
-        by_status: dict[str, int] = {}
-        for outcome in self.outcomes:
-            by_status[outcome.status] = by_status.get(outcome.status, 0) + 1
-        files = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none new"
-        lines = [
-            f"files: {files}",
-            f"records: {sum(o.read for o in self.outcomes)} read, "
-            f"{sum(o.stored for o in self.outcomes)} stored, "
-            f"{sum(o.quarantined for o in self.outcomes)} quarantined",
-        ]
-        lines += [f"rejected file {o.name}: {o.reason}" for o in self.outcomes if o.reason]
-        if self.partitions:
-            lines.append(f"partitions materialized: {_ranges_text(self.partitions)}")
-            lines += [f"incidents {rule}: {n}" for rule, n in self.incidents.items()]
-        else:
-            lines.append("nothing new to materialize")
-        return lines
-
-
-def _ranges_text(days: list[str]) -> str:
-    return ", ".join(a if a == b else f"{a}…{b}" for a, b in day_ranges(days))
-
-
-def dagster_instance(home: Home):
-    """The persistent Dagster instance under the home folder (the one `make ui` opens)."""
-    from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
-
-    home.dagster.mkdir(parents=True, exist_ok=True)
-    config = home.dagster / "dagster.yaml"
-    if not config.exists():
-        config.write_text(LOCAL_DAGSTER_YAML)
-    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home.dagster)))
-
-
-def _materialize(home: Home, job_name: str, days: list[str]) -> None:
-    from alert_pipeline.definitions import defs
-
-    job = defs.resolve_job_def(job_name)
-    run_config = {
-        "resources": {"alert_home": {"config": {"path": str(home.root)}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
-    with dagster_instance(home) as instance:
-        for first, last in day_ranges(days):
-            result = job.execute_in_process(
-                run_config=run_config,
-                instance=instance,
-                tags=range_tags(first, last),
-                raise_on_error=False,
-            )
-            if not result.success:
-                failure = next((e for e in result.all_events if e.is_failure), None)
-                detail = failure.message if failure is not None else "see the run in the UI"
-                raise RunFailed(f"{job_name} failed for {first}…{last}: {detail}")
-
-
-def run_pipeline(home_path: Path) -> RunSummary:
-    """Ingest what is new in the landing folder and materialize every partition it can change."""
-    home = Home(home_path).create()
-    config = AlertHome(path=str(home.root), start_date=START_DATE)
-    outcomes = ingest_pending(home, config.time_range())
-    summary = RunSummary(outcomes)
-    changed = {day for o in outcomes for day in o.changed_days if day != UNDATED}
-    if not changed:
-        return summary
-    summary.partitions = affected_partitions(changed, days_with_data(home))
-    _materialize(home, "validated_logs_job", sorted(changed))
-    _materialize(home, "alerts_job", summary.partitions)
-    summary.incidents = {
-        rule.name: sum(
-            1
-            for day in summary.partitions
-            for incident in _report_incidents(home, day)
-            if incident["rule"] == rule.name
+    text = DEFAULT_HOME if text is None else text
+    if not text.strip():
+        raise PipelineError("the home folder is empty: give --home DIR or set ALERT_PIPELINE_HOME")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise PipelineError(f"the home folder {path.absolute()} is not a folder")
+    if not path.exists() and not create:
+        raise PipelineError(
+            f"the home folder {path.absolute()} does not exist (check the path, or add --create)"
         )
-        for rule in RULES
-    }
-    return summary
+    return Home(path).create()
 
 
-def _report_incidents(home: Home, day: str) -> list[dict]:
-    path = home.reports / day / "alert_report.json"
-    return json.loads(path.read_text())["incidents"] if path.exists() else []
-
-
-def print_incidents(home: Home) -> None:
+def print_incidents(home) -> None:
     """Every incident in the home's reports, one line each, then where the reports are."""
+    from alert_pipeline.runner import report_incidents
+
     days = (
         sorted(p.name for p in home.reports.iterdir() if p.is_dir())
         if home.reports.is_dir()
         else []
     )
-    print(f"incidents in {len(days)} daily reports:")
+    lines = [f"incidents in {len(days)} daily reports:"]
     for day in days:
-        for incident in _report_incidents(home, day):
+        for incident in report_incidents(home, day):
             group = ", ".join(f"{k}={v}" for k, v in incident["group"].items()) or "all traffic"
-            print(
+            lines.append(
                 f"  {incident['start']} → {incident['end']}  {incident['rule']}  [{group}]  "
                 f"peak {incident['peak_count']}, {incident['event_count']} events"
             )
-    print(f"reports: {home.reports.resolve()}/<day>/alert_report.{{json,md,html}}")
+    lines.append(f"reports: {home.reports}/<day>/alert_report.{{json,md,html}}")
+    say(lines)
+
+
+def _run(home) -> int:
+    from alert_pipeline.runner import run_pipeline
+
+    summary = run_pipeline(home)
+    say(summary.lines())
+    say((f"alert-pipeline: warning: {w}" for w in summary.warnings()), sys.stderr)
+    return EXIT_FILES_WITHOUT_RECORDS if summary.files_without_records else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        summary = run_pipeline(Path(args.home))
-    except (RunFailed, OSError) as error:
-        print(f"alert-pipeline: {error}".splitlines()[0], file=sys.stderr)
-        return 1
-    print("\n".join(summary.lines()))
-    return 0
+    return _run(home_folder(args.home, create=args.create))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    home = Home(Path(args.home)).create()
+    home = home_folder(args.home, create=True)
     if not SAMPLE.exists():
-        print(f"alert-pipeline: sample file missing: {SAMPLE}", file=sys.stderr)
-        return 1
+        raise PipelineError(f"the sample file is missing: {SAMPLE}")
     shutil.copy2(SAMPLE, home.incoming / SAMPLE.name)
-    code = cmd_run(args)
-    if code == 0:
-        print_incidents(home)
-        print(f"open the UI on the same home: make ui  (DAGSTER_HOME={home.dagster.resolve()})")
+    code = _run(home)
+    print_incidents(home)
+    say([f"open the UI on the same home: make ui  (DAGSTER_HOME={home.dagster})"])
     return code
 
 
@@ -199,16 +135,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="alert-pipeline", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
-    for name, function, text in (
-        ("run", cmd_run, "ingest new landing files and materialize the partitions they change"),
-        ("demo", cmd_demo, "run the whole pipeline on the bundled sample and print incidents"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument(
-            "--home", default=DEFAULT_HOME, help="home folder (default: %(default)s)"
-        )
-        command.set_defaults(function=function)
-    generate = commands.add_parser("generate", help="write realistic synthetic log files")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="on failure, show the whole traceback"
+    )
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument("--home", help="home folder (default: $ALERT_PIPELINE_HOME, else data)")
+    run = commands.add_parser(
+        "run",
+        parents=[common, home],
+        help="ingest new landing files and bring every stale day up to date",
+    )
+    run.add_argument("--create", action="store_true", help="create the home folder if missing")
+    run.set_defaults(function=cmd_run)
+    demo = commands.add_parser(
+        "demo",
+        parents=[common, home],
+        help="run the whole pipeline on the bundled sample and print incidents",
+    )
+    demo.set_defaults(function=cmd_demo)
+    generate = commands.add_parser(
+        "generate", parents=[common], help="write realistic synthetic log files"
+    )
     generate.add_argument("--out", required=True)
     generate.add_argument("--rows", type=int, required=True)
     generate.add_argument("--days", type=int, default=1)
@@ -218,10 +166,10 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--one-file", help="write one file of this name instead of one per day")
     generate.add_argument("--gzip", action="store_true", help="write .csv.gz files")
     generate.set_defaults(function=cmd_generate)
-    from alert_pipeline.bench import COMPETITORS, DEFAULT_WORK
-
     bench = commands.add_parser(
-        "bench", help="time the pipeline against DuckDB and pandas on one synthetic file"
+        "bench",
+        parents=[common],
+        help="time the pipeline against DuckDB and pandas on one synthetic file",
     )
     bench.add_argument("--rows", type=int, required=True, help="records to generate")
     bench.add_argument("--days", type=int, default=1, help="UTC days they span (default: 1)")
@@ -239,9 +187,31 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def failure_reason(error: BaseException) -> str | None:
+    """The one-line reason of a known failure (None for anything else: a bug, shown whole)."""
+    if isinstance(error, PipelineError):
+        return str(error)
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or error}{where}"
+    cause = getattr(error, "orig", None)  # SQLAlchemy wraps the database's own error
+    if isinstance(error, sqlite3.Error) or isinstance(cause, sqlite3.Error):
+        reason = str(cause or error)
+        hint = " (is its disk full or read-only?)" if "I/O" in reason else ""
+        return f"the Dagster instance's database: {reason}{hint}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.function(args)
+    try:
+        return args.function(args)
+    except Exception as error:
+        reason = failure_reason(error)
+        if reason is None or args.verbose:
+            raise
+        say([f"alert-pipeline: {reason}".splitlines()[0]], sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,16 +1,27 @@
-"""The Dagster code location: assets, checks, jobs, the sensor, the schedule and resources."""
+"""The Dagster code location: assets, checks, jobs, the sensor, the schedule and resources.
 
-from dagster import Definitions
+Every run executes in one process (`in_process_executor`): its steps share the resource that
+holds the run's lock (runs.py), and a day's few steps do not pay a process start each.
+"""
 
-from alert_pipeline.assets import alert_report, rule_assets, validated_logs
-from alert_pipeline.jobs import alerts_job, daily_alerts_job, ingest_job, validated_logs_job
+from dagster import Definitions, in_process_executor
+
+from alert_pipeline.assets import (
+    alert_report,
+    rule_assets,
+    undated_records_check,
+    validated_logs,
+)
+from alert_pipeline.jobs import daily_alerts_job, ingest_job, undated_check_job
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.sensors import daily_alerts_schedule, landing_folder_sensor
 
 defs = Definitions(
     assets=[validated_logs, *rule_assets, alert_report],
-    jobs=[ingest_job, validated_logs_job, alerts_job, daily_alerts_job],
+    asset_checks=[undated_records_check],
+    jobs=[ingest_job, daily_alerts_job, undated_check_job],
     sensors=[landing_folder_sensor],
     schedules=[daily_alerts_schedule],
     resources={"alert_home": AlertHome()},
+    executor=in_process_executor,
 )

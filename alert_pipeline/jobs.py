@@ -1,22 +1,36 @@
-"""Jobs: ingesting named landing files (what the sensor launches), and the asset jobs."""
+"""Jobs: ingesting named landing files (what the sensor launches), and the whole daily chain."""
 
-from dagster import AssetSelection, Field, OpExecutionContext, define_asset_job, job, op
+from dagster import AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
+from pydantic import Field
 
-from alert_pipeline.assets import alert_report, log_outcomes, rule_assets, validated_logs
+from alert_pipeline.assets import (
+    alert_report,
+    log_outcomes,
+    rule_assets,
+    undated_records_check,
+    validated_logs,
+)
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.warehouse import ingest_pending
 
 
-@op(config_schema={"files": Field([str], default_value=[], description="landing file names")})
-def ingest_landing_files(context: OpExecutionContext, alert_home: AlertHome) -> None:
+class IngestConfig(Config):
+    files: list[str] = Field(
+        default=[], description="landing file names; none: every settled landing file"
+    )
+
+
+@op
+def ingest_landing_files(
+    context: OpExecutionContext, config: IngestConfig, alert_home: AlertHome
+) -> None:
     """Ingest the named landing files (all new settled ones when none are named) into the
     warehouse; the sensor then requests the partitions they changed."""
-    files = context.op_config["files"]
     outcomes = ingest_pending(
         alert_home.home(),
         alert_home.time_range(),
-        only=set(files) if files else None,
-        min_age_seconds=0 if files else alert_home.settle_seconds,
+        only=set(config.files) if config.files else None,
+        min_age_seconds=0 if config.files else alert_home.settle_seconds,
     )
     log_outcomes(context, outcomes)
     context.log.info(
@@ -31,12 +45,14 @@ def ingest_job() -> None:
     ingest_landing_files()
 
 
-validated_logs_job = define_asset_job("validated_logs_job", selection=[validated_logs])
-alerts_job = define_asset_job(
-    "alerts_job", selection=AssetSelection.assets(*rule_assets, alert_report)
-)
 daily_alerts_job = define_asset_job(
     "daily_alerts_job",
     selection=AssetSelection.assets(validated_logs, *rule_assets, alert_report),
     description="The whole chain for a day or a range of days: validated_logs, rules, report.",
+)
+undated_check_job = define_asset_job(
+    "undated_check_job",
+    selection=AssetSelection.checks(undated_records_check),
+    description="The check that no landing file's records lack a usable date (after ingestions "
+    "that changed no day).",
 )

@@ -114,11 +114,11 @@ def read_header(path: Path) -> Header:
         with _open_binary(path) as handle:
             head = handle.read(HEAD_BYTES)
     except (OSError, EOFError) as error:
-        raise FileRejected(f"cannot read {path.name}: {error}") from error
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[:200].count(b"\x00") > 20:
         raise FileRejected(
-            f"{path.name} looks like UTF-16 text or binary data; files must be UTF-8 CSV"
-        )
+            f"cannot read it: {getattr(error, 'strerror', None) or error}"
+        ) from error
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[:200].count(b"\x00") > 20:
+        raise FileRejected("it looks like UTF-16 text or binary data; files must be UTF-8 CSV")
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     # Bytes that are not UTF-8 only matter here if they are in the header; in a record they
@@ -128,16 +128,16 @@ def read_header(path: Path) -> Header:
         # newline="": a lone \r ends a record, as it does for Arrow, instead of raising.
         first = next(csv.reader(io.StringIO(text, newline="")), None)
     except csv.Error as error:
-        raise FileRejected(f"{path.name}: first record cannot be read as CSV: {error}") from error
+        raise FileRejected(f"the first record cannot be read as CSV: {error}") from error
     if not first:
-        raise FileRejected(f"{path.name} is empty: no header and no records")
+        raise FileRejected("empty: no header and no records")
     fields = [f.strip() for f in first]
     lowered = [f.lower() for f in fields]
     positional = lowered == [str(i) for i in range(len(COLUMNS))]
     named = sum(f in COLUMNS for f in lowered) * 2 >= len(COLUMNS)
     if (positional or named) and any("\n" in f or "\r" in f for f in first):
         # Arrow skips a header by lines, not by records: it would read the rest of it as data.
-        raise FileRejected(f"{path.name}: the header spans several lines (a name holds a newline)")
+        raise FileRejected("the header spans several lines (a name holds a newline)")
     if positional:
         return Header(COLUMNS, True, "positional")
     if named:
@@ -146,7 +146,7 @@ def read_header(path: Path) -> Header:
         duplicated = sorted({f for f in lowered if lowered.count(f) > 1})
         if missing or unexpected or duplicated:
             raise FileRejected(
-                f"{path.name}: header does not match the 24 log columns "
+                "the header does not match the 24 log columns "
                 f"(missing: {', '.join(missing) or 'none'}; "
                 f"unexpected: {', '.join(u or '(empty name)' for u in unexpected) or 'none'}"
                 + (f"; duplicated: {', '.join(duplicated)}" if duplicated else "")
@@ -156,7 +156,7 @@ def read_header(path: Path) -> Header:
     if len(fields) == len(COLUMNS):
         return Header(COLUMNS, False, "none")
     raise FileRejected(
-        f"{path.name}: first record has {len(fields)} fields and is not a header; expected the "
+        f"the first record has {len(fields)} fields and is not a header; expected the "
         f"24 column names, the positional header 0,1,…,23, or 24 fields of data"
     )
 
@@ -640,14 +640,14 @@ def read_batches(
             return  # a header and no records, without a final newline
         if "straddling" in str(error) or "straddles" in str(error):
             raise RecordTooLarge(
-                f"{path.name}: a record is larger than {(block_size or BLOCK_SIZE) >> 20} MB"
+                f"a record is larger than {(block_size or BLOCK_SIZE) >> 20} MB"
             ) from error
         if not repair and f"Expected {len(header.names)} columns" in str(error):
             # The invalid-row handler skips every such record, unless pyarrow failed to decode it.
             raise UndecodableRecord(
-                f"{path.name}: a record with the wrong number of fields is not valid UTF-8"
+                "a record with the wrong number of fields is not valid UTF-8"
             ) from error
-        raise FileRejected(f"{path.name}: cannot be parsed as CSV: {error}") from error
+        raise FileRejected(f"it cannot be parsed as CSV: {error}") from error
     finally:
         stream.close()
 

@@ -1,4 +1,4 @@
-"""Daily UTC partitions, and which of them a change to some days' data can affect."""
+"""Daily UTC partitions, and ranges of consecutive days (one run each)."""
 
 import datetime as dt
 from collections.abc import Iterable
@@ -9,19 +9,6 @@ from alert_pipeline.resources import START_DATE
 
 # end_offset=1: today is a partition too, so hourly dumps of today are processed as they land.
 daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
-
-
-def affected_partitions(changed: Iterable[str], with_data: set[str]) -> list[str]:
-    """Days whose incidents a change to `changed` can alter: those days and their neighbours
-    that hold data (a burst near midnight is decided by the next day, an incident's end by the
-    previous one)."""
-    affected = set(changed)
-    for day in changed:
-        date = dt.date.fromisoformat(day)
-        for neighbour in (date - dt.timedelta(days=1), date + dt.timedelta(days=1)):
-            if str(neighbour) in with_data:
-                affected.add(str(neighbour))
-    return sorted(affected)
 
 
 def day_ranges(days: Iterable[str]) -> list[tuple[str, str]]:

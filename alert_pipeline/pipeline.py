@@ -6,10 +6,18 @@ The assets, `alert-pipeline bench` and the tests call these, so they all run the
 import dataclasses
 import datetime as dt
 
+from alert_pipeline.freshness import (
+    day_states,
+    inputs_of,
+    report_built_from,
+    rule_built_from,
+    rule_documents,
+)
 from alert_pipeline.report import DayReport, plot_fatal_per_minute, write_report
 from alert_pipeline.rules import (
     DEFAULT_SEVERITIES,
     RULES,
+    DayDetection,
     Incident,
     SlidingWindowRule,
     detect_for_day,
@@ -17,11 +25,10 @@ from alert_pipeline.rules import (
 from alert_pipeline.warehouse import (
     Home,
     day_counts,
-    days_with_data,
     fatal_per_minute,
     quarantine_reasons,
     read_events,
-    read_incidents,
+    read_ledger,
     write_incidents,
 )
 
@@ -37,32 +44,37 @@ def incident_from_record(record: dict) -> Incident:
     return Incident(**{k: v for k, v in record.items() if k in fields})
 
 
-def detect_day(home: Home, rule: SlidingWindowRule, day: str) -> list[Incident]:
-    """The rule's incidents starting on `day`, reading the neighbouring days it needs."""
-    data_days = days_with_data(home)
-    last_data_day = dt.date.fromisoformat(max(data_days)) if data_days else dt.date.min
+def detect_day(home: Home, rule: SlidingWindowRule, day: str) -> tuple[DayDetection, dict]:
+    """The rule's incidents starting on `day`, reading the neighbouring days it needs, and what
+    they were built from (the ledger is read before the data: see freshness.py)."""
+    states = day_states(read_ledger(home))
+    last_data_day = dt.date.fromisoformat(max(states)) if states else dt.date.min
 
     def load(first: dt.date, last: dt.date):
         days = [str(first + dt.timedelta(days=n)) for n in range((last - first).days + 1)]
-        return read_events(home, rule, [d for d in days if d in data_days])
+        return read_events(home, rule, [d for d in days if d in states])
 
-    return detect_for_day(rule, dt.date.fromisoformat(day), load, last_data_day)
+    detection = detect_for_day(rule, dt.date.fromisoformat(day), load, last_data_day)
+    return detection, rule_built_from(rule, detection, states)
 
 
 def detect_and_store(home: Home, rule: SlidingWindowRule, day: str) -> list[Incident]:
     """What a rule asset does for one day: detect, and replace the day's incidents file."""
-    incidents = detect_day(home, rule, day)
-    write_incidents(home, rule.name, day, [incident_record(i) for i in incidents])
-    return incidents
+    detection, built_from = detect_day(home, rule, day)
+    incidents = [incident_record(i) for i in detection.incidents]
+    write_incidents(home, rule.name, day, {"built_from": built_from, "incidents": incidents})
+    return detection.incidents
 
 
 def report_day(home: Home, day: str) -> tuple[DayReport, bytes]:
     """What the report asset does for one day: gather every rule's incidents and the counts,
     write the JSON, Markdown and HTML; returns the report and its plot (PNG)."""
+    states = day_states(read_ledger(home))
+    documents = rule_documents(home, RULES, day)
     incidents = [
         incident_from_record(record)
-        for rule in RULES
-        for record in read_incidents(home, rule.name, day) or []
+        for document in documents.values()
+        for record in (document["incidents"] if document else [])
     ]
     counts = day_counts(home, day)
     report = DayReport(
@@ -72,6 +84,7 @@ def report_day(home: Home, day: str) -> tuple[DayReport, bytes]:
         incidents=tuple(incidents),
         fatal_per_minute=fatal_per_minute(home, day, REPORT_SEVERITIES),
         quarantine_reasons=quarantine_reasons(home, day),
+        built_from=report_built_from(day, states, inputs_of(documents)),
     )
     plot = plot_fatal_per_minute(report)
     write_report(report, home.reports, plot_png=plot)

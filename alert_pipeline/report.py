@@ -51,6 +51,7 @@ class DayReport:
     incidents: tuple[Incident, ...]
     fatal_per_minute: np.ndarray
     quarantine_reasons: Mapping[str, int] = field(default_factory=_empty_reasons)
+    built_from: str = ""  # digest of the inputs (see freshness.py)
 
     def __post_init__(self) -> None:
         day = parse_partition(self.partition)
@@ -169,7 +170,18 @@ def report_document(report: DayReport, generated_at: dt.datetime | None = None) 
         "incidents": [_incident_document(i) for i in sorted_incidents(report.incidents)],
         "quarantine_reasons": dict(_sorted_reasons(report)),
         "generated_at": iso_utc(_datetime_us(moment)),
+        "built_from": report.built_from,
     }
+
+
+def report_path(reports_dir: Path, day: str) -> Path:
+    return Path(reports_dir) / day / f"{REPORT_NAME}.json"
+
+
+def read_report_document(reports_dir: Path, day: str) -> dict | None:
+    """The JSON report of a day, or None when there is none (yet)."""
+    path = report_path(reports_dir, day)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def report_json(document: Mapping) -> str:

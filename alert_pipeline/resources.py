@@ -3,19 +3,52 @@ laptop: the home folder, the first partition day, and the timing of the sensor a
 
 import datetime as dt
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 
+from alert_pipeline.errors import PipelineError
 from alert_pipeline.loader import TimeRange
 from alert_pipeline.rules import day_start_us
+from alert_pipeline.runs import holding_run_lock
 from alert_pipeline.warehouse import Home
 
+T = TypeVar("T")
+
+
+def _setting(name: str, default: str, parse: Callable[[str], T], expected: str) -> T:
+    text = os.environ.get(name, default)
+    try:
+        return parse(text)
+    except ValueError:
+        raise PipelineError(f"{name}={text!r} is not {expected}") from None
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(text)
+    return value
+
+
+def _day(text: str) -> str:
+    return dt.date.fromisoformat(text).isoformat()
+
+
 DEFAULT_HOME = os.environ.get("ALERT_PIPELINE_HOME", "data")
-START_DATE = os.environ.get("ALERT_PIPELINE_START_DATE", "2021-01-01")
-SETTLE_SECONDS = float(os.environ.get("ALERT_PIPELINE_SETTLE_SECONDS", "10"))
-MAX_QUARANTINED_SHARE = float(os.environ.get("ALERT_PIPELINE_MAX_QUARANTINED_SHARE", "0.01"))
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("ALERT_PIPELINE_SENSOR_INTERVAL_SECONDS", "30"))
+START_DATE = _setting("ALERT_PIPELINE_START_DATE", "2021-01-01", _day, "a date (YYYY-MM-DD)")
+SETTLE_SECONDS = _setting(
+    "ALERT_PIPELINE_SETTLE_SECONDS", "10", _positive, "a number of seconds ≥ 0"
+)
+MAX_QUARANTINED_SHARE = _setting(
+    "ALERT_PIPELINE_MAX_QUARANTINED_SHARE", "0.01", _positive, "a share ≥ 0 (0.01 = 1 %)"
+)
+SENSOR_INTERVAL_SECONDS = _setting(
+    "ALERT_PIPELINE_SENSOR_INTERVAL_SECONDS", "30", int, "a whole number of seconds"
+)
 SCHEDULE_CRON = os.environ.get("ALERT_PIPELINE_SCHEDULE_CRON", "30 0 * * *")
 
 
@@ -26,12 +59,22 @@ class AlertHome(ConfigurableResource):
     that ingest on their own (UI materializations, the schedule), as it may still be being written.
     `max_quarantined_share`: above this share of a day's records quarantined, the quality check
     on `validated_logs` warns.
+    While a run uses it, the run holds its lock in the home (see runs.py), so that a run whose
+    process died is told apart from one still working.
     """
 
     path: str = DEFAULT_HOME
     start_date: str = START_DATE
     settle_seconds: float = SETTLE_SECONDS
     max_quarantined_share: float = MAX_QUARANTINED_SHARE
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator["AlertHome"]:
+        if context.run is None:
+            yield self
+            return
+        with holding_run_lock(self.home(), context.run.run_id):
+            yield self
 
     def home(self) -> Home:
         return Home(Path(self.path)).create()

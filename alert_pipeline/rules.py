@@ -196,12 +196,24 @@ def incidents_for_day(
     return mine, complete
 
 
+@dataclass(frozen=True)
+class DayDetection:
+    """A rule's incidents starting on one day, and the days read to find them: `first` … `last`
+    (2·W before, and after the day until every incident ended). `complete` is False when the
+    data ran out before an incident ended: a later day's data could still extend it."""
+
+    incidents: list[Incident]
+    first: dt.date
+    last: dt.date
+    complete: bool
+
+
 def detect_for_day(
     rule: SlidingWindowRule,
     day: dt.date,
     load_events: Callable[[dt.date, dt.date], Events],
     last_data_day: dt.date,
-) -> list[Incident]:
+) -> DayDetection:
     """Incidents starting on `day`, loading the days it needs: 2·W before, and after it until
     every incident has ended (usually the next day is enough) or the data runs out."""
     first = day - dt.timedelta(days=lookback_days(rule))
@@ -211,7 +223,7 @@ def detect_for_day(
         until_us = day_start_us(last + dt.timedelta(days=1))
         incidents, complete = incidents_for_day(rule, day, events, until_us)
         if complete or last >= last_data_day:
-            return incidents
+            return DayDetection(incidents, first, last, complete)
         last += dt.timedelta(days=1)
 
 

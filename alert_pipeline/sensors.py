@@ -1,22 +1,26 @@
 """The landing-folder sensor and the daily schedule.
 
-The sensor works in two steps, each a cheap look at the disk:
-1. landing files whose version (size, mtime, ctime) stayed the same since the previous tick are
-   settled; they are ingested by an `ingest_job` run whose run key carries their versions;
-2. ledger entries written since (by that run, or by any other ingestion) name the days each file
-   version changed; the sensor requests `daily_alerts_job` for those days and their neighbours
-   with data, one run per range of consecutive days.
-The content hash lives in the ledger: the ingestion computes it, so a tick never reads file bodies.
+Both compare desired and actual state on every evaluation and ask for the difference, so whatever
+interrupted an earlier run (a kill, a full disk, a lost container) is finished by the next tick:
+1. landing files whose version is not the one in the ledger are pending; once a pending file's
+   version stayed the same since the previous tick it is settled, and settled files are ingested
+   by an `ingest_job` run;
+2. days whose outputs are stale (freshness.py) get `daily_alerts_job` runs, one per range of
+   consecutive days, once no ingestion is under way.
+A run that fails is retried at once, then after RETRY_SECONDS; after MAX_ATTEMPTS failures on the
+same inputs the sensor waits until they change (the daily schedule still tries once a day). The
+content hash lives in the ledger: the ingestion computes it, so a tick never reads file bodies.
 """
 
 import datetime as dt
-import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 
 from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    RunConfig,
     RunRequest,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
@@ -26,108 +30,172 @@ from dagster import (
     sensor,
 )
 
-from alert_pipeline.jobs import daily_alerts_job, ingest_job
-from alert_pipeline.partitions import affected_partitions, daily_partitions, day_ranges, range_tags
+from alert_pipeline.freshness import day_states, digest, rule_settings, stale_days
+from alert_pipeline.jobs import IngestConfig, daily_alerts_job, ingest_job, undated_check_job
+from alert_pipeline.partitions import daily_partitions, day_ranges, range_tags
 from alert_pipeline.resources import SCHEDULE_CRON, SENSOR_INTERVAL_SECONDS, AlertHome
+from alert_pipeline.rules import RULES, lookback_days
+from alert_pipeline.runs import (
+    INPUTS,
+    LAUNCHED_BY,
+    RunHistory,
+    fail_orphaned_runs,
+    run_history,
+)
 from alert_pipeline.warehouse import (
-    UNDATED,
-    days_with_data,
+    Home,
     landing_files,
     landing_name,
     read_ledger,
+    undated_records,
 )
 
 MAX_FILES_PER_TICK = 500
 MAX_RANGES_PER_TICK = 50
+MAX_ATTEMPTS = 3
+RETRY_SECONDS = 60
+HISTORY = dt.timedelta(days=1)  # failures older than this no longer hold a retry back
+# Days around a range whose data its rule outputs may read: the inputs of its runs.
+MARGIN_DAYS = max(lookback_days(rule) for rule in RULES) + 1
 
 
 @dataclass
 class LandingCursor:
-    """What the sensor has seen: landing file versions waiting to settle, versions sent to
-    ingestion, and ledger versions whose partitions were requested."""
+    """Pending landing file versions as seen on the previous tick (a file is settled when its
+    version is still the same one tick later), and the undated records last checked."""
 
     waiting: dict[str, list[int]] = field(default_factory=dict)
-    sent: dict[str, list[int]] = field(default_factory=dict)
-    handled: dict[str, str] = field(default_factory=dict)
+    undated: str = ""  # digest of the ledger's undated records ("" for none)
 
     @classmethod
     def load(cls, text: str | None) -> "LandingCursor | None":
-        return cls(**json.loads(text)) if text else None
+        if not text:
+            return None
+        state = json.loads(text)
+        return cls(waiting=state.get("waiting", {}), undated=state.get("undated", ""))
 
     def dump(self) -> str:
-        return json.dumps(
-            {"waiting": self.waiting, "sent": self.sent, "handled": self.handled}, sort_keys=True
-        )
+        return json.dumps({"waiting": self.waiting, "undated": self.undated}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run to ask for: files to ingest, or a range of days to materialize."""
+
+    job_name: str
+    run_key: str
+    inputs: str
+    files: tuple[str, ...] = ()
+    days: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
 class TickPlan:
-    ingest: list[str]
-    ranges: list[tuple[str, str]]
-    versions_key: str
+    requests: list[Request]
+    notes: list[str]  # why something waits
     cursor: LandingCursor
 
 
-def _digest(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+def _run_key(
+    what: str, prefix: str, inputs: str, history: RunHistory, now: float, notes: list[str]
+) -> str | None:
+    """The run key of the next attempt on `inputs`, or None (with a note) to wait."""
+    attempts = history.attempts.get(inputs)
+    if attempts is None:
+        return f"{prefix}:{inputs}:0"
+    if attempts.failed >= MAX_ATTEMPTS:
+        notes.append(
+            f"{what}: {attempts.failed} runs failed on the same inputs, the last "
+            f"{attempts.last_run_id}; not retried until they change"
+        )
+        return None
+    retry_at = attempts.last_end + RETRY_SECONDS * (2 ** (attempts.failed - 1) - 1)
+    if now < retry_at:
+        when = dt.datetime.fromtimestamp(retry_at, dt.UTC).strftime("%H:%M:%S UTC")
+        notes.append(f"{what}: run {attempts.last_run_id} failed; tried again at {when}")
+        return None
+    return f"{prefix}:{inputs}:{attempts.failed}"
 
 
-def ledger_version(entry: dict) -> str:
-    """Changes whenever an ingestion changed what a file contributes."""
-    return _digest([entry.get(k) for k in ("sha256", "ingested_at", "duplicate_of", "rejected")])
+def plan_ingestion(
+    landing: dict[str, list[int]],
+    ledger: dict[str, dict],
+    cursor: LandingCursor | None,
+    history: RunHistory,
+    now: float,
+) -> tuple[list[Request], list[str], LandingCursor]:
+    """Settled landing files whose version is not in the ledger, for one `ingest_job` run."""
+    pending = {n: v for n, v in landing.items() if ledger.get(n, {}).get("version") != v}
+    waiting = cursor.waiting if cursor else {}
+    settled = sorted(n for n, v in pending.items() if waiting.get(n) == v)[:MAX_FILES_PER_TICK]
+    notes: list[str] = []
+    if not settled:
+        return [], notes, LandingCursor(pending)
+    if ingest_job.name in history.busy:
+        notes.append(f"{len(settled)} files wait for ingestion run {history.busy[ingest_job.name]}")
+        return [], notes, LandingCursor(pending)
+    inputs = digest({name: pending[name] for name in settled})
+    key = _run_key(f"ingesting {len(settled)} files", "ingest", inputs, history, now, notes)
+    requests = [] if key is None else [Request(ingest_job.name, key, inputs, tuple(settled))]
+    return requests, notes, LandingCursor(pending)
+
+
+def plan_alerts(
+    stale: list[str], states: dict[str, str], history: RunHistory, now: float
+) -> tuple[list[Request], list[str]]:
+    """One `daily_alerts_job` run per range of consecutive stale days, unless one is under way."""
+    ranges = day_ranges(stale)[:MAX_RANGES_PER_TICK]
+    if not ranges:
+        return [], []
+    for job_name in (ingest_job.name, daily_alerts_job.name):
+        if job_name in history.busy:
+            return [], [f"{len(stale)} stale days wait for run {history.busy[job_name]}"]
+    requests, notes = [], []
+    settings = [rule_settings(rule) for rule in RULES]
+    for first, last in ranges:
+        start = dt.date.fromisoformat(first) - dt.timedelta(days=MARGIN_DAYS)
+        end = dt.date.fromisoformat(last) + dt.timedelta(days=MARGIN_DAYS)
+        window = {d: s for d, s in states.items() if str(start) <= d <= str(end)}
+        inputs = digest([first, last, settings, window])
+        what = f"days {first}…{last}"
+        key = _run_key(what, f"alerts:{first}:{last}", inputs, history, now, notes)
+        if key is not None:
+            requests.append(Request(daily_alerts_job.name, key, inputs, days=(first, last)))
+    return requests, notes
 
 
 def plan_tick(
-    files: dict[str, list[int]],
+    landing: dict[str, list[int]],
     ledger: dict[str, dict],
     cursor: LandingCursor | None,
-    with_data: set[str],
-    valid_days: set[str] | None = None,
+    stale: list[str],
+    history: RunHistory,
+    now: float,
 ) -> TickPlan:
-    """Decide one tick from the landing versions, the ledger and the previous cursor (pure).
-
-    On the first tick (no cursor) the ledger as it is counts as handled: days already ingested
-    were materialized by whoever ingested them; the landing files are still looked at, and
-    those already in the ledger are recognised there as unchanged.
-    """
-    first_tick = cursor is None
-    cursor = cursor or LandingCursor()
-    new = LandingCursor(sent={n: v for n, v in cursor.sent.items() if n in files})
-    ready = []
-    for name, version in sorted(files.items()):
-        if cursor.sent.get(name) == version:
-            continue
-        if cursor.waiting.get(name) == version and len(ready) < MAX_FILES_PER_TICK:
-            ready.append(name)
-            new.sent[name] = version
-        else:
-            new.waiting[name] = version
-    versions = {name: ledger_version(entry) for name, entry in ledger.items()}
-    if first_tick:
-        new.handled = versions
-        return TickPlan(ready, [], "", new)
-    new.handled = {n: v for n, v in cursor.handled.items() if n in versions}
-    changed: set[str] = set()
-    taken = []
-    for name in sorted(versions):
-        if new.handled.get(name) == versions[name]:
-            continue
-        days = set(ledger[name].get("changed_days", [])) - {UNDATED}
-        if valid_days is not None:
-            days &= valid_days
-        candidate = changed | days
-        ranges = day_ranges(affected_partitions(candidate, with_data))
-        if taken and len(ranges) > MAX_RANGES_PER_TICK:
-            break  # the rest waits for the next tick
-        changed = candidate
-        taken.append((name, versions[name]))
-        new.handled[name] = versions[name]
-    ranges = day_ranges(affected_partitions(changed, with_data)) if changed else []
-    return TickPlan(ready, ranges, _digest(taken), new)
+    """Decide one tick from the landing versions, the ledger, the stale days, the runs launched
+    before and the previous cursor (pure). Stale days wait while files are being ingested."""
+    requests, notes, new_cursor = plan_ingestion(landing, ledger, cursor, history, now)
+    if requests and stale:
+        notes.append(f"{len(stale)} stale days wait for the ingestion")
+    elif not requests:
+        requests, waiting = plan_alerts(stale, day_states(ledger), history, now)
+        notes += waiting
+    undated = undated_records(ledger)
+    new_cursor.undated = digest(undated) if undated else ""
+    if new_cursor.undated != (cursor.undated if cursor else ""):
+        inputs = new_cursor.undated or digest(undated)
+        requests.append(Request(undated_check_job.name, f"undated:{inputs}", inputs))
+    return TickPlan(requests, notes, new_cursor)
 
 
-def _landing_versions(alert_home: AlertHome) -> dict[str, list[int]]:
-    home = alert_home.home()
+def stale_partitions(home: Home, ledger: dict[str, dict]) -> list[str]:
+    """Stale days (see freshness.py) that are partitions."""
+    return [
+        day for day in stale_days(home, RULES, ledger) if daily_partitions.has_partition_key(day)
+    ]
+
+
+def _landing_versions(home: Home) -> dict[str, list[int]]:
     versions = {}
     for path in landing_files(home.incoming):
         try:
@@ -142,50 +210,58 @@ def _landing_versions(alert_home: AlertHome) -> dict[str, list[int]]:
     return versions
 
 
+def run_request(request: Request, launched_by: str) -> RunRequest:
+    tags = {LAUNCHED_BY: launched_by, INPUTS: request.inputs}
+    if request.days is not None:
+        return RunRequest(
+            job_name=request.job_name,
+            run_key=request.run_key,
+            tags=tags | range_tags(*request.days),
+        )
+    return RunRequest(
+        job_name=request.job_name,
+        run_key=request.run_key,
+        run_config=RunConfig(ops={"ingest_landing_files": IngestConfig(files=list(request.files))}),
+        tags=tags | {"alert_pipeline/files": str(len(request.files))},
+    )
+
+
+def _history(
+    context: SensorEvaluationContext | ScheduleEvaluationContext, home: Home
+) -> RunHistory:
+    """Runs of the instance, after marking failed those whose process is gone."""
+    for run_id in fail_orphaned_runs(context.instance, home):
+        context.log.warning(f"run {run_id} lost its process: marked failed")
+    return run_history(context.instance, since=dt.datetime.now(dt.UTC) - HISTORY)
+
+
 @sensor(
-    jobs=[ingest_job, daily_alerts_job],
+    jobs=[ingest_job, daily_alerts_job, undated_check_job],
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Ingests settled landing files and refreshes every day (and neighbour) they change.",
+    description="Ingests settled landing files and brings every stale day up to date.",
 )
 def landing_folder_sensor(context: SensorEvaluationContext, alert_home: AlertHome) -> SensorResult:
     home = alert_home.home()
+    history = _history(context, home)
     ledger = read_ledger(home)
-    valid_days = set(daily_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
     plan = plan_tick(
-        _landing_versions(alert_home),
+        _landing_versions(home),
         ledger,
         LandingCursor.load(context.cursor),
-        days_with_data(home),
-        valid_days,
+        stale_partitions(home, ledger),
+        history,
+        time.time(),
     )
-    requests = []
-    if plan.ingest:
-        requests.append(
-            RunRequest(
-                job_name=ingest_job.name,
-                run_key=f"ingest:{_digest({n: plan.cursor.sent[n] for n in plan.ingest})}",
-                run_config={"ops": {"ingest_landing_files": {"config": {"files": plan.ingest}}}},
-                tags={"alert_pipeline/files": str(len(plan.ingest))},
-            )
-        )
-    for first, last in plan.ranges:
-        requests.append(
-            RunRequest(
-                job_name=daily_alerts_job.name,
-                run_key=f"alerts:{first}:{last}:{plan.versions_key}",
-                tags=range_tags(first, last),
-            )
-        )
-    if not requests:
+    if not plan.requests:
         waiting = len(plan.cursor.waiting)
-        return SensorResult(
-            skip_reason=SkipReason(
-                f"{waiting} landing files settling" if waiting else "no new landing files"
-            ),
-            cursor=plan.cursor.dump(),
+        reason = "; ".join(plan.notes) or (
+            f"{waiting} landing files settling" if waiting else "nothing new, no stale day"
         )
-    return SensorResult(run_requests=requests, cursor=plan.cursor.dump())
+        return SensorResult(skip_reason=SkipReason(reason), cursor=plan.cursor.dump())
+    return SensorResult(
+        run_requests=[run_request(r, "sensor") for r in plan.requests], cursor=plan.cursor.dump()
+    )
 
 
 @schedule(
@@ -193,10 +269,27 @@ def landing_folder_sensor(context: SensorEvaluationContext, alert_home: AlertHom
     job=daily_alerts_job,
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Finalizes yesterday's (UTC) partition of the whole chain, even if no file landed.",
+    description="Finalizes yesterday's (UTC) partition of the whole chain, even if no file "
+    "landed, and every stale day.",
 )
-def daily_alerts_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+def daily_alerts_schedule(
+    context: ScheduleEvaluationContext, alert_home: AlertHome
+) -> list[RunRequest] | SkipReason:
     yesterday = str(context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(1))
-    if not daily_partitions.has_partition_key(yesterday):
-        return SkipReason(f"{yesterday} is before the first partition")
-    return RunRequest(run_key=f"daily:{yesterday}", partition_key=yesterday)
+    home = alert_home.home()
+    ledger = read_ledger(home)
+    stale = stale_partitions(home, ledger)
+    planned, notes = plan_alerts(stale, day_states(ledger), _history(context, home), time.time())
+    requests = [run_request(r, "schedule") for r in planned]
+    covered = any(first <= yesterday <= last for first, last in (r.days for r in planned))
+    if daily_partitions.has_partition_key(yesterday) and not covered:
+        requests.append(
+            RunRequest(
+                run_key=f"daily:{yesterday}",
+                partition_key=yesterday,
+                tags={LAUNCHED_BY: "schedule"},
+            )
+        )
+    if not requests:
+        return SkipReason("; ".join(notes) or f"{yesterday} is before the first partition")
+    return requests

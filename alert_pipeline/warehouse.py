@@ -67,9 +67,12 @@ QUARANTINE_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Home:
-    """Paths of one pipeline home folder."""
+    """Paths of one pipeline home folder (absolute, so that paths shown to users can be opened)."""
 
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).absolute())
 
     @property
     def incoming(self) -> Path:
@@ -220,6 +223,26 @@ def read_ledger(home: Home) -> dict[str, dict]:
     return entries
 
 
+def _close_writers(
+    writers: Iterable[pq.ParquetWriter], temps: Iterable[Path], keep: bool
+) -> None:
+    """Close Parquet writers of temp files. `keep`: the files are wanted, so a failed close (a
+    full disk) is raised, after every writer is closed and the temp files are removed; else
+    failures are ignored and the files removed. No writer is left to fail again when collected."""
+    error = None
+    for writer in writers:
+        try:
+            writer.close()
+        except OSError as failure:
+            writer.is_open = False
+            error = error or failure
+    if error is not None or not keep:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+    if error is not None and keep:
+        raise error
+
+
 class _DayWriters:
     """Open Parquet writers, one per UTC day a file's records fall on, writing to temp names."""
 
@@ -254,15 +277,11 @@ class _DayWriters:
         return self.writers[day]
 
     def close(self) -> dict[str, Path]:
-        for writer in self.writers.values():
-            writer.close()
+        _close_writers(self.writers.values(), self.temps.values(), keep=True)
         return self.temps
 
     def abort(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-        for temp in self.temps.values():
-            temp.unlink(missing_ok=True)
+        _close_writers(self.writers.values(), self.temps.values(), keep=False)
 
 
 SPOOL_SCHEMA = pa.schema(
@@ -313,8 +332,8 @@ class _RejectionSpool:
         undated records on `fallback_day`."""
         if self.writer is None:
             return {}
-        self.writer.close()
-        self.writer = None
+        writer, self.writer = self.writer, None
+        _close_writers([writer], [self.path], keep=True)
         writers: dict[str, pq.ParquetWriter] = {}
         parts: dict[str, tuple[Path, int]] = {}
         try:
@@ -347,16 +366,17 @@ class _RejectionSpool:
                     rows = table.filter(pa.array(days == day))
                     writers[day].write_table(rows)
                     parts[day] = (parts[day][0], parts[day][1] + rows.num_rows)
+        except BaseException:
+            _close_writers(writers.values(), [temp for temp, _ in parts.values()], keep=False)
+            raise
+        else:
+            _close_writers(writers.values(), [temp for temp, _ in parts.values()], keep=True)
         finally:
-            for writer in writers.values():
-                writer.close()
             self.path.unlink(missing_ok=True)
         return parts
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.path.unlink(missing_ok=True)
+        _close_writers([self.writer] if self.writer else [], [self.path], keep=False)
 
 
 def _stage(
@@ -497,6 +517,11 @@ def _remove_stale_temps(home: Home) -> None:
                 temp.unlink(missing_ok=True)
 
 
+def _why(error: OSError) -> str:
+    """An OS error's reason without the path, which the message names already."""
+    return error.strerror or str(error)
+
+
 def _file_version(stat: os.stat_result) -> list[int]:
     """What tells a file version without reading it: size, mtime and ctime (a replaced or
     rewritten file always gets a new ctime, even when size and mtime are made to look the same)."""
@@ -550,7 +575,7 @@ def _record_duplicate(
         "changed_days": sorted(old_days),
     }
     atomic_write_json(home.ledger / f"{entry['source']}.json", entry)
-    return FileOutcome(name, "duplicate", f"same content as {original}", changed_days=old_days)
+    return FileOutcome(name, "duplicate", f"duplicate of {original}", changed_days=old_days)
 
 
 def ingest_pending(
@@ -586,10 +611,13 @@ def ingest_pending(
             try:
                 target = path.resolve()
             except (OSError, RuntimeError) as error:  # RuntimeError: a loop of links
-                outcomes.append(_reject_file(home, path, name, f"cannot read: {error}", previous))
+                reason = "a loop of links" if isinstance(error, RuntimeError) else _why(error)
+                outcomes.append(
+                    _reject_file(home, path, name, f"cannot read it: {reason}", previous)
+                )
                 continue
             if not target.is_relative_to(landing):
-                reason = f"{name} is a link to {target}, outside the landing folder"
+                reason = f"a link to {target}, outside the landing folder"
                 outcomes.append(_reject_file(home, path, name, reason, previous))
                 continue
             try:
@@ -602,7 +630,8 @@ def ingest_pending(
                 maybe_same = previous and previous.get("version", [None])[0] == stat.st_size
                 digest = content_hash(path) if maybe_same else None
             except OSError as error:
-                outcomes.append(_reject_file(home, path, name, f"cannot read: {error}", previous))
+                reason = f"cannot read it: {_why(error)}"
+                outcomes.append(_reject_file(home, path, name, reason, previous))
                 continue
             if digest and previous.get("sha256") == digest and not previous.get("rejected"):
                 previous.update(version=_file_version(stat), changed_days=[])
@@ -655,6 +684,30 @@ def quarantine_reasons(home: Home, day: str) -> dict[str, int]:
             key = column or "record"
             counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def quarantine_reason_kinds(home: Home, day: str, name: str) -> dict[str, int]:
+    """A file's quarantined records of a day by reason, without the values (most frequent
+    first), e.g. {"date: not a number": 40}."""
+    path = home.quarantine_dir(day) / f"{source_id(name)}.parquet"
+    if not path.exists():
+        return {}
+    reasons = pq.read_table(path, columns=["reason"]).column("reason")
+    kinds = pc.value_counts(pc.replace_substring_regex(reasons, r" \(.*$", "")).to_pylist()
+    return {k["values"]: k["counts"] for k in sorted(kinds, key=lambda k: -k["counts"])}
+
+
+def undated_records(ledger: dict[str, dict]) -> dict[str, tuple[int, int]]:
+    """Files with records that have no usable day (quarantine/day=undated): name → (those
+    records, all records of the file)."""
+    return {
+        name: (
+            entry["days"][UNDATED]["quarantined"],
+            sum(c["read"] for c in entry["days"].values()),
+        )
+        for name, entry in ledger.items()
+        if UNDATED in entry["days"]
+    }
 
 
 def days_with_data(home: Home) -> set[str]:
@@ -734,12 +787,18 @@ def severity_counts(home: Home, day: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def write_incidents(home: Home, rule_name: str, day: str, incidents: list[dict]) -> Path:
+def write_incidents(home: Home, rule_name: str, day: str, document: dict) -> Path:
+    """Replace a rule's incidents of a day: `{"built_from": …, "incidents": […]}`."""
     path = home.incidents / rule_name / f"day={day}.json"
-    atomic_write_json(path, incidents)
+    atomic_write_json(path, document)
     return path
 
 
-def read_incidents(home: Home, rule_name: str, day: str) -> list[dict] | None:
+def read_incidents(home: Home, rule_name: str, day: str) -> dict | None:
+    """A rule's stored incidents document of a day (None if there is none). A bare list, as
+    written before the inputs were recorded, reads as built from unknown inputs."""
     path = home.incidents / rule_name / f"day={day}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    document = json.loads(path.read_text())
+    return {"built_from": None, "incidents": document} if isinstance(document, list) else document

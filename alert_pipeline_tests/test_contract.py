@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.cli import run_pipeline
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.runner import run_pipeline
 from alert_pipeline.schema import COLUMNS
+from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.helpers import one_shot, read_records, reported_incidents, write_split
 
 
@@ -34,7 +35,7 @@ def test_shuffled_arrival_gives_the_one_shot_incidents(tmp_path: Path, seed: int
     for batch in (files[:3], files[3:5], files[5:]):
         for path in batch:
             path.rename(home / "incoming" / path.name)
-        run_pipeline(home)
+        run_pipeline(Home(home))
 
     reported = reported_incidents(home)
     assert len(reported) == len(set(reported)), "an incident was reported twice"

@@ -31,9 +31,9 @@ import yaml
 
 from alert_pipeline.generate import generate_logs
 from alert_pipeline_tests import stack
+from alert_pipeline_tests.helpers import need
 from alert_pipeline_tests.stack import REPO, ComposeStack, poll_until, run_days, run_tags
 
-IN_CI = bool(os.environ.get("CI"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 DEBIAN_PYTHON = Path("/usr/bin/python3")  # docker-compose v1's interpreter, with docker-py
@@ -84,15 +84,6 @@ mutation Launch($params: ExecutionParams!) {
 
 
 # --- tools and skips ---------------------------------------------------------------------------
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip with `reason` when `condition` is false, but fail in CI, which installs everything
-    (.ci/run)."""
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{reason} (CI must provide it: see .ci/run)")
-        pytest.skip(reason)
 
 
 def tool(name: str) -> str | None:
@@ -299,7 +290,7 @@ def test_instance_and_workspace_files() -> None:
     from dagster._core.instance.config import dagster_instance_config
     from dagster._core.workspace.config_schema import ensure_workspace_config
 
-    from alert_pipeline.cli import LOCAL_DAGSTER_YAML
+    from alert_pipeline.runner import LOCAL_DAGSTER_YAML
 
     production, _ = dagster_instance_config(str(REPO / "deploy"), "dagster.yaml")
     assert "postgres" in production["storage"]

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from alert_pipeline.cli import run_pipeline
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.runner import run_pipeline
+from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.stack import (
     free_port,
     graphql,
@@ -266,7 +267,7 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
         for path in generated.files:
             os.replace(path, home / "incoming" / path.name)
         clock = time.monotonic()
-        run_pipeline(reference)  # the CLI's result on the same files, while the server works
+        run_pipeline(Home(reference))  # the CLI's result on the same files, while the server works
         timings["reference"] = time.monotonic() - clock
 
         def sensor_runs_done() -> tuple[bool, object]:

@@ -43,7 +43,7 @@ def test_definitions_load_every_rule_as_an_asset() -> None:
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert keys == {"validated_logs", "alert_report", *(rule.name for rule in RULES)}
     assert {"fatal_errors_per_minute", "fatal_errors_per_bundle_per_hour"} <= keys
-    for job in ("validated_logs_job", "alerts_job", "daily_alerts_job"):
+    for job in ("ingest_job", "daily_alerts_job"):
         assert defs.resolve_job_def(job).name == job
 
 

@@ -129,7 +129,14 @@ def test_iso_utc_is_exact(time_us):
 
 def test_document_shape_keys_and_types():
     doc = report_document(mixed_report(), generated_at=GENERATED)
-    assert list(doc) == ["partition", "records", "incidents", "quarantine_reasons", "generated_at"]
+    assert list(doc) == [
+        "partition",
+        "records",
+        "incidents",
+        "quarantine_reasons",
+        "generated_at",
+        "built_from",
+    ]
     assert doc["partition"] == DAY
     assert doc["records"] == {"stored": 1000, "quarantined": 7}
     assert all(type(v) is int for v in doc["records"].values())

@@ -8,11 +8,28 @@ import random
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, build_schedule_context, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
+from dagster._core.utils import make_new_run_id
 
 from alert_pipeline.definitions import defs
+from alert_pipeline.partitions import range_tags
 from alert_pipeline.resources import AlertHome
-from alert_pipeline.sensors import MAX_FILES_PER_TICK, LandingCursor, plan_tick
+from alert_pipeline.runs import LAUNCHED_BY, Attempts, RunHistory, holding_run_lock
+from alert_pipeline.sensors import (
+    MAX_FILES_PER_TICK,
+    RETRY_SECONDS,
+    LandingCursor,
+    plan_alerts,
+    plan_tick,
+)
+from alert_pipeline.warehouse import Home, ingest_pending
 from alert_pipeline_tests.helpers import (
     epoch,
     one_shot,
@@ -24,6 +41,7 @@ from alert_pipeline_tests.helpers import (
 )
 
 SENSOR = defs.resolve_sensor_def("landing_folder_sensor")
+SCHEDULE = defs.resolve_schedule_def("daily_alerts_schedule")
 REPOSITORY = defs.get_repository_def()
 
 
@@ -39,15 +57,24 @@ class Landing:
         self.resource = AlertHome(path=str(root), settle_seconds=0)
 
     def tick(self):
-        context = build_sensor_context(
+        with build_sensor_context(
             instance=self.instance,
             cursor=self.cursor,
             resources={"alert_home": self.resource},
             definitions=defs,
-        )
-        result = SENSOR.evaluate_tick(context)
+        ) as context:
+            result = SENSOR.evaluate_tick(context)
         self.cursor = result.cursor
         return result
+
+    def schedule_tick(self, moment: dt.datetime):
+        with build_schedule_context(
+            instance=self.instance,
+            scheduled_execution_time=moment,
+            resources={"alert_home": self.resource},
+            repository_def=REPOSITORY,
+        ) as context:
+            return SCHEDULE.evaluate_tick(context)
 
     def execute(self, request) -> None:
         job = defs.resolve_job_def(request.job_name)
@@ -79,7 +106,7 @@ class Landing:
 
 @pytest.fixture
 def landing(tmp_path: Path):
-    with DagsterInstance.ephemeral() as instance:
+    with instance_for_test() as instance:  # persistent: schedules need it
         yield Landing(tmp_path, instance)
 
 
@@ -119,7 +146,7 @@ def test_new_file_waits_one_tick_then_is_ingested_then_its_days_refreshed(landin
     for _ in range(3):
         result = landing.tick()
         assert result.run_requests == []
-        assert "no new landing files" in result.skip_message
+        assert result.skip_message == "nothing new, no stale day"
 
 
 def test_a_growing_file_is_not_read_until_it_stops_growing(landing) -> None:
@@ -179,7 +206,7 @@ def test_unreadable_file_is_quarantined_once_and_not_retried(landing) -> None:
     requests = landing.settle()
     assert sorted(ingested_files(requests)) == ["broken.csv.gz", "good.csv"]
     reason = landing.root / "quarantine" / "files" / "broken.csv.gz.reason.txt"
-    assert "broken.csv.gz" in reason.read_text()
+    assert reason.read_text() == "cannot read it: Not a gzipped file (b'no')\n"
     assert not (landing.incoming / "broken.csv.gz").exists()
     assert landing.settle() == []
 
@@ -203,32 +230,26 @@ def test_a_late_file_refreshes_its_old_day_and_the_neighbour_sharing_a_burst(lan
     assert rules == {"fatal_errors_per_minute", "fatal_errors_per_bundle_per_hour"}
 
 
-def test_first_tick_treats_the_existing_ledger_as_handled() -> None:
-    ledger = {"old.csv": {"sha256": "x", "ingested_at": "t", "changed_days": ["2021-09-10"]}}
-    plan = plan_tick({"old.csv": [1, 2, 3]}, ledger, None, {"2021-09-10"})
-    assert plan.ranges == [] and plan.ingest == []
-    assert plan.cursor.waiting == {"old.csv": [1, 2, 3]}
-    again = plan_tick({"old.csv": [1, 2, 3]}, ledger, plan.cursor, {"2021-09-10"})
-    assert again.ingest == ["old.csv"] and again.ranges == []
-
-
 def test_five_thousand_small_files_are_drained_over_several_ticks() -> None:
     files = {f"f{n:05d}.csv": [10, n, n] for n in range(5000)}
-    cursor, batches = None, []
+    ledger: dict[str, dict] = {}
+    cursor, batches, now = None, [], 0.0
     for _ in range(20):
-        plan = plan_tick(files, {}, cursor, set())
+        plan = plan_tick(files, ledger, cursor, [], RunHistory(), now)
         cursor = plan.cursor
-        if plan.ingest:
-            batches.append(plan.ingest)
+        for request in plan.requests:
+            if request.job_name == "ingest_job":
+                batches.append(request.files)
+                ledger |= {name: {"version": files[name], "days": {}} for name in request.files}
     assert all(len(b) <= MAX_FILES_PER_TICK for b in batches)
-    assert len(batches) >= 5000 // MAX_FILES_PER_TICK
+    assert len(batches) == 5000 // MAX_FILES_PER_TICK
     drained = [name for b in batches for name in b]
     assert sorted(drained) == sorted(files) and len(drained) == len(set(drained))
     assert cursor.waiting == {}
 
 
 def test_cursor_round_trips() -> None:
-    cursor = LandingCursor(waiting={"a": [1, 2, 3]}, sent={"b": [4, 5, 6]}, handled={"c": "v"})
+    cursor = LandingCursor(waiting={"a": [1, 2, 3]}, undated="x")
     assert LandingCursor.load(cursor.dump()) == cursor
     assert LandingCursor.load(None) is None
 
@@ -245,29 +266,29 @@ def test_cursor_round_trips() -> None:
         ),
     ],
 )
-def test_schedule_targets_yesterday_in_utc(moment: dt.datetime, expected: str) -> None:
-    schedule = defs.resolve_schedule_def("daily_alerts_schedule")
-    with DagsterInstance.ephemeral() as instance:
-        context = build_schedule_context(
-            instance=instance, scheduled_execution_time=moment, repository_def=REPOSITORY
-        )
-        result = schedule.evaluate_tick(context)
+def test_schedule_targets_yesterday_in_utc(landing, moment: dt.datetime, expected: str) -> None:
+    result = landing.schedule_tick(moment)
     (request,) = result.run_requests
     assert request.partition_key == expected
     assert request.run_key == f"daily:{expected}"
 
 
-def test_schedule_skips_days_before_the_first_partition() -> None:
-    schedule = defs.resolve_schedule_def("daily_alerts_schedule")
-    with DagsterInstance.ephemeral() as instance:
-        moment = dt.datetime(2020, 6, 1, 0, 30, tzinfo=dt.UTC)
-        result = schedule.evaluate_tick(
-            build_schedule_context(
-                instance=instance, scheduled_execution_time=moment, repository_def=REPOSITORY
-            )
-        )
+def test_schedule_skips_days_before_the_first_partition(landing) -> None:
+    result = landing.schedule_tick(dt.datetime(2020, 6, 1, 0, 30, tzinfo=dt.UTC))
     assert not result.run_requests
     assert "before the first partition" in result.skip_message
+
+
+def test_schedule_also_finishes_every_stale_day(landing) -> None:
+    write_csv(landing.incoming / "a.csv", day_records("2021-09-10") + day_records("2021-09-12"))
+    ingest_pending(Home(landing.root), AlertHome(path=str(landing.root)).time_range())
+    result = landing.schedule_tick(dt.datetime(2021, 9, 12, 0, 30, tzinfo=dt.UTC))
+    assert alerts_ranges(result.run_requests) == [
+        ("2021-09-10", "2021-09-10"),
+        ("2021-09-12", "2021-09-12"),
+    ]
+    assert [r.partition_key for r in result.run_requests if r.partition_key] == ["2021-09-11"]
+    assert {r.tags[LAUNCHED_BY] for r in result.run_requests} == {"schedule"}
 
 
 @pytest.mark.parametrize("seed", [5])
@@ -289,3 +310,104 @@ def test_shuffled_arrival_through_the_sensor_equals_one_shot(landing, tmp_path, 
     reported = reported_incidents(landing.root)
     assert len(reported) == len(set(reported))
     assert set(reported) == expected
+
+
+# --- self-healing: state, not events ----------------------------------------------------------
+
+
+def ingest_without_materializing(landing: Landing, *days: str) -> None:
+    """What a run killed between the ledger write and the materialization leaves."""
+    write_csv(landing.incoming / "a.csv", [r for day in days for r in day_records(day)])
+    ingest_pending(Home(landing.root), landing.resource.time_range())
+
+
+def started_run(landing: Landing, first: str, last: str) -> DagsterRun:
+    run = DagsterRun(
+        job_name="daily_alerts_job",
+        run_id=make_new_run_id(),
+        status=DagsterRunStatus.STARTED,
+        tags={LAUNCHED_BY: "sensor", **range_tags(first, last)},
+    )
+    landing.instance.add_run(run)
+    return run
+
+
+def test_the_first_tick_finishes_what_a_killed_run_left_undone(landing) -> None:
+    ingest_without_materializing(landing, "2021-09-10", "2021-09-11")
+    first = landing.tick()  # no cursor: a fresh daemon, or a reset sensor
+    assert alerts_ranges(first.run_requests) == [("2021-09-10", "2021-09-11")]
+    landing.execute(first.run_requests[0])
+    assert landing.report("2021-09-10")["records"]["stored"] == 3
+    assert landing.tick().run_requests == []
+
+
+def test_a_started_run_whose_process_is_gone_is_failed_and_its_days_done_again(landing) -> None:
+    ingest_without_materializing(landing, "2021-09-10")
+    orphan = started_run(landing, "2021-09-10", "2021-09-10")
+    lock = landing.root / ".runs" / f"{orphan.run_id}.lock"
+    lock.parent.mkdir()
+    lock.touch()  # taken by the run's process, released when it was killed
+
+    result = landing.tick()
+
+    assert landing.instance.get_run_by_id(orphan.run_id).status == DagsterRunStatus.FAILURE
+    (request,) = result.run_requests
+    assert alerts_ranges([request]) == [("2021-09-10", "2021-09-10")]
+    landing.execute(request)
+    assert landing.report("2021-09-10")["records"]["stored"] == 3
+    landing.tick()
+    assert not lock.exists(), "the lock of a finished run is removed"
+
+
+def test_a_started_run_still_holding_its_lock_is_left_alone_and_waited_for(landing) -> None:
+    ingest_without_materializing(landing, "2021-09-10")
+    alive = started_run(landing, "2021-09-10", "2021-09-10")
+    with holding_run_lock(Home(landing.root), alive.run_id):
+        result = landing.tick()
+    assert landing.instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED
+    assert result.run_requests == []
+    assert result.skip_message == f"1 stale days wait for run {alive.run_id}"
+
+
+def plan_days(history: RunHistory, now: float, states: dict | None = None):
+    return plan_alerts(["2021-09-10"], states or {"2021-09-10": "s1"}, history, now)
+
+
+def test_a_failed_run_is_retried_at_once_then_later_then_no_more() -> None:
+    [request], _ = plan_days(RunHistory(), 1000.0)
+    assert request.run_key.endswith(":0")
+
+    def history(failed: int, end: float) -> RunHistory:
+        return RunHistory(attempts={request.inputs: Attempts(failed, "r-last", end)})
+
+    [retry], _ = plan_days(history(1, 999.0), 1000.0)
+    assert retry.run_key == request.run_key.removesuffix(":0") + ":1"
+    waits, notes = plan_days(history(2, 990.0), 1000.0)
+    assert waits == [] and "run r-last failed; tried again at" in notes[0]
+    [later], _ = plan_days(history(2, 990.0), 990.0 + RETRY_SECONDS)
+    assert later.run_key.endswith(":2")
+    gave_up, notes = plan_days(history(3, 0.0), 1e9)
+    assert gave_up == []
+    assert notes == [
+        "days 2021-09-10…2021-09-10: 3 runs failed on the same inputs, the last r-last; "
+        "not retried until they change"
+    ]
+    [fresh], _ = plan_days(history(3, 0.0), 1e9, {"2021-09-10": "s2"})  # new data
+    assert fresh.run_key.endswith(":0") and fresh.inputs != request.inputs
+
+
+def test_stale_days_wait_while_files_are_ingested() -> None:
+    ledger = {"old.csv": {"version": [1, 1, 1], "days": {}}}
+    landing = {"old.csv": [1, 1, 1], "new.csv": [2, 2, 2]}
+    cursor = LandingCursor(waiting={"new.csv": [2, 2, 2]})
+    plan = plan_tick(landing, ledger, cursor, ["2021-09-10"], RunHistory(), 0.0)
+    assert [r.job_name for r in plan.requests] == ["ingest_job"]
+    assert plan.requests[0].files == ("new.csv",)
+    assert plan.notes == ["1 stale days wait for the ingestion"]
+    busy = RunHistory(busy={"ingest_job": "r-1"})
+    plan = plan_tick(landing, ledger, cursor, ["2021-09-10"], busy, 0.0)
+    assert plan.requests == []
+    assert plan.notes == [
+        "1 files wait for ingestion run r-1",
+        "1 stale days wait for run r-1",
+    ]
