@@ -223,9 +223,7 @@ def read_ledger(home: Home) -> dict[str, dict]:
     return entries
 
 
-def _close_writers(
-    writers: Iterable[pq.ParquetWriter], temps: Iterable[Path], keep: bool
-) -> None:
+def _close_writers(writers: Iterable[pq.ParquetWriter], temps: Iterable[Path], keep: bool) -> None:
     """Close Parquet writers of temp files. `keep`: the files are wanted, so a failed close (a
     full disk) is raised, after every writer is closed and the temp files are removed; else
     failures are ignored and the files removed. No writer is left to fail again when collected."""
