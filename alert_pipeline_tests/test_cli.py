@@ -18,6 +18,7 @@ from alert_pipeline import cli
 from alert_pipeline.cli import failure_reason, main
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.runner import dagster_instance
+from alert_pipeline.runs import LAUNCHED_BY
 from alert_pipeline.warehouse import UNDATED, Home
 from alert_pipeline_tests.helpers import epoch, record, write_csv
 
@@ -100,6 +101,9 @@ def test_run_on_the_real_samples_finds_exactly_the_five_incidents(real_home: Pat
     }
     assert found == EXPECTED_REAL_INCIDENTS
     assert len(all_report_incidents(real_home)) == 5
+    with dagster_instance(Home(real_home)) as instance:
+        runs = instance.get_runs()
+    assert runs and {run.tags[LAUNCHED_BY] for run in runs} == {"cli"}  # the Runs page says so
 
 
 def test_second_run_with_nothing_new_does_nothing(real_home: Path, capsys) -> None:

@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.warehouse import Home, home_lock
 from alert_pipeline_tests import stack
 from alert_pipeline_tests.helpers import need
 from alert_pipeline_tests.stack import REPO, ComposeStack, poll_until, run_days, run_tags
@@ -306,6 +307,9 @@ def test_instance_and_workspace_files() -> None:
     local, _ = dagster_instance_config(str(REPO / "deploy"), "dagster.local.yaml")
     assert "storage" not in local  # SQLite under DAGSTER_HOME
     assert local["concurrency"]["runs"]["max_concurrent_runs"] <= 2
+    for config in (production, local):  # no newsletter dialog, no telemetry, stuck runs failed
+        assert config["nux"] == {"enabled": False} and config["telemetry"] == {"enabled": False}
+        assert config["run_monitoring"]["enabled"] is True
     for path in (REPO / "deploy" / "workspace.yaml", REPO / "workspace.yaml"):
         ensure_workspace_config(yaml.safe_load(path.read_text()), str(path))
     (served,) = yaml.safe_load((REPO / "deploy" / "workspace.yaml").read_text())["load_from"]
@@ -505,17 +509,32 @@ def test_deployment_end_to_end(deployment: ComposeStack, tmp_path: Path) -> None
     # 2. a backfill of the whole week (all four assets) through the backfill daemon; while it
     #    runs, two one-day backfills and one plain partition run are queued: the queue must run
     #    them concurrently but never more than 2 backfill runs at once (deploy/dagster.yaml)
+    #    Runs take a few seconds: the test holds the home's ingestion lock meanwhile, so every
+    #    run that starts waits at its first step and the queue's limits show in what it starts.
     phase = time.monotonic()
-    week = launch_backfill(deployment, DAYS)
+    with home_lock(Home(deployment.data)):
+        week = launch_backfill(deployment, DAYS)
 
-    def week_started() -> tuple[bool, object]:
-        runs = all_runs(deployment, {"dagster/backfill": week})
-        return bool(runs), runs
+        def week_started() -> tuple[bool, object]:
+            runs = all_runs(deployment, {"dagster/backfill": week})
+            return bool(runs), runs
 
-    poll(deployment, f"backfill {week} submits its run", week_started)
-    extra = [launch_backfill(deployment, [day], synchronous=True) for day in (DAYS[1], DAYS[5])]
-    single = launch_partition_run(deployment, DAYS[3])
-    backfills = [week, *extra]
+        poll(deployment, f"backfill {week} submits its run", week_started)
+        extra = [launch_backfill(deployment, [day], synchronous=True) for day in (DAYS[1], DAYS[5])]
+        single = launch_partition_run(deployment, DAYS[3])
+        backfills = [week, *extra]
+
+        def queue_full() -> tuple[bool, object]:
+            runs = all_runs(deployment)
+            mine = [r for r in runs if run_tags(r).get("dagster/backfill") in backfills]
+            started = [r for r in mine if r["status"] == "STARTED"]
+            queued = [r for r in mine if r["status"] == "QUEUED"]
+            single_started = any(r["runId"] == single and r["status"] == "STARTED" for r in runs)
+            return len(started) == 2 and len(queued) == 1 and single_started, summary(runs)
+
+        poll(
+            deployment, "two backfill runs started, one queued, the single run started", queue_full
+        )
 
     def backfills_done(runs: list[dict]) -> bool:
         ids = {run_tags(r).get("dagster/backfill") for r in runs}

@@ -3,8 +3,10 @@ home, driven through GraphQL only.
 
 Files dropped atomically into the landing folder must be picked up by the running sensor, ingested
 and materialized by the runs it requests, giving the same incidents as `alert-pipeline run` on the
-same files; a GraphQL backfill of the same days must then rewrite the reports identically.
-About two minutes: the backfill daemon only wakes every 30 seconds.
+same files; a GraphQL backfill of the same days must then rewrite the reports identically. Then
+the whole server is killed (SIGKILL) in the middle of a run for a late file, and started again:
+the sensor must mark the dead run failed and finish its days, with no manual step.
+About three minutes: the backfill daemon only wakes every 30 seconds.
 """
 
 import contextlib
@@ -36,6 +38,7 @@ from alert_pipeline_tests.stack import (
 )
 
 DAYS = ["2021-09-10", "2021-09-11", "2021-09-12"]
+LATE_DAY = "2021-09-13"
 ASSETS = [
     "validated_logs",
     "fatal_errors_per_minute",
@@ -111,10 +114,20 @@ def _stop(process: subprocess.Popen) -> None:
         time.sleep(0.2)
 
 
+def _kill(process: subprocess.Popen) -> None:
+    """SIGKILL to the whole process group: webserver, daemon, code server and run workers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def dagster_dev(root: Path, home: Path) -> Iterator[LiveServer]:
     instance = root / "dagster_home"
-    instance.mkdir(parents=True)
+    instance.mkdir(parents=True, exist_ok=True)
     (instance / "dagster.yaml").write_text(DAGSTER_YAML)
     env = {
         key: value
@@ -129,7 +142,7 @@ def dagster_dev(root: Path, home: Path) -> Iterator[LiveServer]:
         "ALERT_PIPELINE_SETTLE_SECONDS": "0",
     }
     port = free_port()
-    log = root / "dagster-dev.log"
+    log = root / f"dagster-dev-{port}.log"
     command = [sys.executable, "-m", "dagster", "dev", "-m", LOCATION]
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -207,7 +220,7 @@ def _reports(home: Path) -> dict[str, dict]:
     }
 
 
-def _incidents(reports: dict[str, dict]) -> list[tuple]:
+def _incidents(reports: dict[str, dict], days: list[str] = DAYS) -> list[tuple]:
     return sorted(
         (
             i["rule"],
@@ -217,7 +230,7 @@ def _incidents(reports: dict[str, dict]) -> list[tuple]:
             i["peak_count"],
             i["event_count"],
         )
-        for day in DAYS
+        for day in days
         for i in reports[day]["incidents"]
     )
 
@@ -229,11 +242,12 @@ def _without_generated_at(report: dict) -> dict:
 def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
     home, reference = tmp_path / "home", tmp_path / "reference"
     staging = tmp_path / "staging"
-    generated = generate_logs(staging, rows=2000, days=3, seed=4)
-    assert [f.name for f in generated.files] == [f"logs_{day}.csv" for day in DAYS]
+    generated = generate_logs(staging, rows=2500, days=4, seed=4)
+    assert [f.name for f in generated.files] == [f"logs_{day}.csv" for day in [*DAYS, LATE_DAY]]
+    *files, late = generated.files
     (home / "incoming").mkdir(parents=True)
     (reference / "incoming").mkdir(parents=True)
-    for path in generated.files:
+    for path in files:
         shutil.copy2(path, reference / "incoming" / path.name)
 
     clock = time.monotonic()
@@ -264,7 +278,7 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
         assert states["scheduleOrError"]["scheduleState"]["status"] == "RUNNING", states
 
         # 2. files arrive atomically; the sensor ingests them and requests the days they change
-        for path in generated.files:
+        for path in files:
             os.replace(path, home / "incoming" / path.name)
         clock = time.monotonic()
         run_pipeline(Home(reference))  # the CLI's result on the same files, while the server works
@@ -357,3 +371,47 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
         for day in sorted(set(after) - set(DAYS)):
             extra = after[day]
             assert extra["incidents"] == [] and extra["records"]["stored"] == 0, extra
+
+        # 4. a late file; once it is ingested, the whole server is killed (SIGKILL) as soon as
+        #    the run for its days starts working (the second new run lock), before the day is
+        #    reported: the day is stale, and its run stays STARTED in the instance
+        locks = home / ".runs"
+        before_kill, new_runs = set(locks.glob("*.lock")), set()
+        shutil.copy2(late, reference / "incoming" / late.name)
+        os.replace(late, home / "incoming" / late.name)
+        deadline = time.monotonic() + RUNS_TIMEOUT
+        while len(new_runs) < 2:  # the ingestion's lock, then the alerts run's
+            new_runs |= {lock.stem for lock in set(locks.glob("*.lock")) - before_kill}
+            assert time.monotonic() < deadline, f"no run for the late file\n{server.output()}"
+            time.sleep(0.02)
+        _kill(server.process)
+    # (a report of the late day may exist: a backfill's target spreads to neighbour days)
+    unreported = {"records": {"stored": 0}}
+    assert _reports(home).get(LATE_DAY, unreported)["records"]["stored"] == 0, "killed too late"
+    run_pipeline(Home(reference))
+
+    # 5. started again: the dead run is marked failed and the sensor finishes the work
+    with dagster_dev(tmp_path, home) as server:
+        clock = time.monotonic()
+
+        def healed() -> tuple[bool, object]:
+            runs = server.runs()
+            killed = {r["jobName"]: r["status"] for r in runs if r["runId"] in new_runs}
+            done = [
+                r
+                for r in runs
+                if r["jobName"] == "daily_alerts_job"
+                and LATE_DAY in run_days(r)
+                and r["status"] == "SUCCESS"
+            ]
+            busy = [r for r in runs if r["status"] in ACTIVE]
+            dead = killed == {"ingest_job": "SUCCESS", "daily_alerts_job": "FAILURE"}
+            return dead and bool(done) and not busy, _summary(runs)
+
+        runs = _poll(server, "the dead run failed and its work done", RUNS_TIMEOUT, healed)
+        print(f"healed in {time.monotonic() - clock:.0f} s after the restart: {runs}")
+        all_days = [*DAYS, LATE_DAY]
+        assert _incidents(_reports(home), all_days) == _incidents(_reports(reference), all_days)
+        assert _incidents(_reports(reference), [LATE_DAY]), "the late file plants a burst"
+        for day in all_days:
+            assert _reports(home)[day]["records"] == _reports(reference)[day]["records"], day

@@ -130,6 +130,20 @@ def test_materialize_writes_parquet_checks_and_metadata(tmp_path: Path, instance
     assert report(tmp_path, "2021-09-10")["records"] == {"stored": 12, "quarantined": 1}
 
 
+def test_report_files_shown_in_the_ui_have_absolute_paths(tmp_path, instance, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "home" / "incoming" / "f.csv", [record(date=epoch("2021-09-10", 60))])
+    result = run(Path("home"), "2021-09-10", instance)  # a relative home, as users type it
+    (shown,) = [
+        m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == AssetKey("alert_report")
+    ]
+    for key in ("json_path", "html_path"):
+        path = Path(shown[key].value)
+        assert path.is_absolute() and path.is_file(), path
+
+
 def test_rematerializing_is_idempotent(tmp_path: Path, instance) -> None:
     write_csv(
         tmp_path / "incoming" / "f.csv",
