@@ -3,15 +3,20 @@ on a temp folder, executing the runs they request."""
 
 import datetime as dt
 import json
+import logging
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
 from dagster import (
+    DagsterEvent,
+    DagsterEventType,
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
+    EventLogEntry,
     build_schedule_context,
     build_sensor_context,
     instance_for_test,
@@ -21,7 +26,15 @@ from dagster._core.utils import make_new_run_id
 from alert_pipeline.definitions import defs
 from alert_pipeline.partitions import range_tags
 from alert_pipeline.resources import AlertHome
-from alert_pipeline.runs import LAUNCHED_BY, Attempts, RunHistory, holding_run_lock
+from alert_pipeline.runs import (
+    INPUTS,
+    LAUNCHED_BY,
+    NO_LOCK_GRACE_SECONDS,
+    Attempts,
+    RunHistory,
+    holding_run_lock,
+    run_history,
+)
 from alert_pipeline.sensors import (
     MAX_FILES_PER_TICK,
     RETRY_SECONDS,
@@ -321,14 +334,26 @@ def ingest_without_materializing(landing: Landing, *days: str) -> None:
     ingest_pending(Home(landing.root), landing.resource.time_range())
 
 
-def started_run(landing: Landing, first: str, last: str) -> DagsterRun:
+def started_run(landing: Landing, first: str, last: str, ago: float = 0.0) -> DagsterRun:
+    """A run of the sensor's that started `ago` seconds ago (its RUN_START event)."""
     run = DagsterRun(
         job_name="daily_alerts_job",
         run_id=make_new_run_id(),
-        status=DagsterRunStatus.STARTED,
-        tags={LAUNCHED_BY: "sensor", **range_tags(first, last)},
+        status=DagsterRunStatus.NOT_STARTED,
+        tags={LAUNCHED_BY: "sensor", INPUTS: "i", **range_tags(first, last)},
     )
     landing.instance.add_run(run)
+    started = DagsterEvent(DagsterEventType.RUN_START.value, job_name=run.job_name)
+    landing.instance.handle_new_event(
+        EventLogEntry(
+            error_info=None,
+            level=logging.DEBUG,
+            user_message="",
+            run_id=run.run_id,
+            timestamp=time.time() - ago,
+            dagster_event=started,
+        )
+    )
     return run
 
 
@@ -367,6 +392,32 @@ def test_a_started_run_still_holding_its_lock_is_left_alone_and_waited_for(landi
     assert landing.instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED
     assert result.run_requests == []
     assert result.skip_message == f"1 stale days wait for run {alive.run_id}"
+
+
+def test_a_run_of_ours_that_died_before_taking_its_lock_is_failed_after_a_grace(landing) -> None:
+    ingest_without_materializing(landing, "2021-09-10")
+    young = started_run(landing, "2021-09-10", "2021-09-10", ago=10)
+    old = started_run(landing, "2021-09-10", "2021-09-10", ago=NO_LOCK_GRACE_SECONDS + 10)
+    landing.tick()
+    assert landing.instance.get_run_by_id(young.run_id).status == DagsterRunStatus.STARTED
+    assert landing.instance.get_run_by_id(old.run_id).status == DagsterRunStatus.FAILURE
+
+
+def test_run_history_counts_failures_per_inputs_and_busy_runs(landing) -> None:
+    def add(status: DagsterRunStatus, inputs: str, job: str = "daily_alerts_job") -> str:
+        run_id = make_new_run_id()
+        tags = {LAUNCHED_BY: "sensor", INPUTS: inputs}
+        landing.instance.add_run(DagsterRun(job, run_id=run_id, status=status, tags=tags))
+        return run_id
+
+    first, last = add(DagsterRunStatus.FAILURE, "a"), add(DagsterRunStatus.CANCELED, "a")
+    add(DagsterRunStatus.FAILURE, "b")
+    add(DagsterRunStatus.SUCCESS, "c")
+    started = add(DagsterRunStatus.STARTED, "d", job="ingest_job")
+    history = run_history(landing.instance, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    assert {k: a.failed for k, a in history.attempts.items()} == {"a": 2, "b": 1}
+    assert history.attempts["a"].last_run_id in (first, last)
+    assert history.busy == {"ingest_job": started}
 
 
 def plan_days(history: RunHistory, now: float, states: dict | None = None):
