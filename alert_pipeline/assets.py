@@ -13,6 +13,7 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetKey,
     AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
@@ -302,7 +303,9 @@ rule_assets = [build_rule_asset(rule) for rule in RULES]
 @asset(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    deps=[validated_logs, *rule_assets],
+    # incident_notifications (notification_assets.py, built on the rule assets above) comes first:
+    # the report shows who was paged
+    deps=[validated_logs, *rule_assets, AssetKey("incident_notifications")],
     group_name="alerts",
     kinds={"json", "html"},
 )

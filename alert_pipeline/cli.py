@@ -1,8 +1,8 @@
 """The `alert-pipeline` command: run the pipeline on a home folder, the demo, and synthetic data.
 
-Exit codes: 0 done; 1 could not run (one line on stderr says why; `--verbose` adds the
-traceback); 2 bad command line; 3 done, but a file added no records (rejected whole, or every
-record quarantined): someone should look. Only the standard library is imported up front, so
+Exit codes: 0 done; 1 could not run, or notifications.yaml cannot be used (one line on stderr
+says why; `--verbose` adds the traceback); 2 bad command line; 3 done, but a file added no records
+(rejected whole, or every record quarantined): someone should look. Only the standard library is imported up front, so
 that a bad setting is reported like any other failure.
 """
 
@@ -80,6 +80,9 @@ def _run(home) -> int:
     summary = run_pipeline(home)
     say(summary.lines())
     say((f"alert-pipeline: warning: {w}" for w in summary.warnings()), sys.stderr)
+    if summary.notifications_held:
+        say([f"alert-pipeline: notifications held: {summary.notifications_held}"], sys.stderr)
+        return EXIT_FAILED
     return EXIT_FILES_WITHOUT_RECORDS if summary.files_without_records else 0
 
 
@@ -96,6 +99,78 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_incidents(home)
     say([f"open the UI on the same home: make ui  (DAGSTER_HOME={home.dagster})"])
     return code
+
+
+NOTIFY_DELIVERY_SECONDS = 60.0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """Deliver due notifications (for cron), or --status, --check, --test CHANNEL, or deal with
+    the dead letters."""
+    import time
+
+    from alert_pipeline.notifications.config import load_notifications
+    from alert_pipeline.notifications.outbox import open_outbox
+    from alert_pipeline.notifications.transports import send
+    from alert_pipeline.pipeline import RULE_NAMES
+    from alert_pipeline.runner import deliver_notifications
+
+    home = home_folder(args.home, create=False)
+    if args.status:
+        with open_outbox(home) as outbox:
+            counts, dead, upcoming = (
+                outbox.counts(),
+                outbox.dead_letters(),
+                outbox.next_attempt_us(),
+            )
+        lines = [f"outbox: {home.root / 'notifications' / 'outbox.db'}"]
+        lines += [
+            f"channel {name}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+            for name, states in sorted(counts.items())
+        ] or ["no messages"]
+        if upcoming:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(upcoming / 1e6))
+            lines.append(f"next attempt: {when}")
+        lines.append(f"dead letters: {len(dead)}")
+        lines += [
+            f"  {d['channel']}  {d['incident']}  {d['status']}  {d['partition']}  "
+            f"after {d['attempts']} attempts: {d['error']}"
+            for d in dead[-20:]
+        ]
+        say(lines)
+        return 1 if dead else 0
+    if args.drop_dead:
+        with open_outbox(home) as outbox:
+            say([f"dead letters dropped: {outbox.drop_dead()}"])
+        return 0
+    config = load_notifications(home, RULE_NAMES)
+    if args.check:
+        channels = ", ".join(f"{c.name} ({c.type})" for c in config.channels)
+        say(
+            [
+                f"{config.source}: ok, {len(config.channels)} channels: {channels}"
+                if config.source
+                else "no notifications.yaml: nothing is paged"
+            ]
+        )
+        return 0
+    if args.test:
+        channel = config.channel(args.test)
+        body = {"kind": "test", "channel": channel.name}
+        action = "resolve" if channel.type == "pagerduty" else "send"
+        test_key = f"alert-pipeline-test-{time.time_ns()}"
+        if channel.type == "pagerduty":  # a trigger would open a real incident; resolve is inert
+            body |= {"incident_id": test_key}
+        outcome = send(channel, body, action, test_key, None)
+        if not outcome.delivered:
+            raise PipelineError(f"test message to {channel.name} not delivered: {outcome.error}")
+        say([f"test message delivered to {channel.name} ({channel.type})"])
+        return 0
+    if args.retry_dead:
+        with open_outbox(home) as outbox:
+            say([f"dead letters queued again: {outbox.requeue_dead(time.time_ns() // 1000)}"])
+    say([deliver_notifications(home, NOTIFY_DELIVERY_SECONDS) or "no channels configured"])
+    return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -154,6 +229,22 @@ def parser() -> argparse.ArgumentParser:
         help="run the whole pipeline on the bundled sample and print incidents",
     )
     demo.set_defaults(function=cmd_demo)
+    notify = commands.add_parser(
+        "notify",
+        parents=[common, home],
+        help="deliver due notifications (cron), or show the outbox, check the config, test",
+    )
+    what = notify.add_mutually_exclusive_group()
+    what.add_argument("--status", action="store_true", help="show the outbox and dead letters")
+    what.add_argument("--check", action="store_true", help="check notifications.yaml")
+    what.add_argument("--test", metavar="CHANNEL", help="send a test message to CHANNEL")
+    what.add_argument(
+        "--retry-dead", action="store_true", help="queue the dead letters again, then deliver"
+    )
+    what.add_argument(
+        "--drop-dead", action="store_true", help="drop the dead letters (dealt with by hand)"
+    )
+    notify.set_defaults(function=cmd_notify)
     generate = commands.add_parser(
         "generate", parents=[common], help="write realistic synthetic log files"
     )

@@ -12,15 +12,29 @@ from alert_pipeline.assets import (
     undated_records_check,
     validated_logs,
 )
-from alert_pipeline.jobs import daily_alerts_job, ingest_job, undated_check_job
+from alert_pipeline.jobs import (
+    daily_alerts_job,
+    ingest_job,
+    notification_checks_job,
+    undated_check_job,
+)
+from alert_pipeline.notification_assets import (
+    dead_letters_check,
+    incident_notifications,
+    notification_config_check,
+)
 from alert_pipeline.resources import AlertHome
-from alert_pipeline.sensors import daily_alerts_schedule, landing_folder_sensor
+from alert_pipeline.sensors import (
+    daily_alerts_schedule,
+    landing_folder_sensor,
+    notification_delivery_sensor,
+)
 
 defs = Definitions(
-    assets=[validated_logs, *rule_assets, alert_report],
-    asset_checks=[undated_records_check],
-    jobs=[ingest_job, daily_alerts_job, undated_check_job],
-    sensors=[landing_folder_sensor],
+    assets=[validated_logs, *rule_assets, incident_notifications, alert_report],
+    asset_checks=[undated_records_check, notification_config_check, dead_letters_check],
+    jobs=[ingest_job, daily_alerts_job, undated_check_job, notification_checks_job],
+    sensors=[landing_folder_sensor, notification_delivery_sensor],
     schedules=[daily_alerts_schedule],
     resources={"alert_home": AlertHome()},
     executor=in_process_executor,

@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 
+from alert_pipeline.notifications.outbox import day_summaries
 from alert_pipeline.report import read_report_document
 from alert_pipeline.rules import DayDetection, SlidingWindowRule
 from alert_pipeline.warehouse import UNDATED, Home, read_incidents
@@ -79,9 +80,12 @@ def rule_is_current(
     return built_from["complete"] or not any(day > max(days) for day in states)
 
 
-def report_built_from(day: str, states: dict[str, str], rule_inputs: dict[str, dict | None]) -> str:
-    """What a day's report was built from: its day's data and the rule outputs it gathered."""
-    return digest([states.get(day, NO_DATA), sorted(rule_inputs.items())])
+def report_built_from(
+    day: str, states: dict[str, str], rule_inputs: dict[str, dict | None], notifications: dict
+) -> str:
+    """What a day's report was built from: its day's data, the rule outputs it gathered, and who
+    was paged about its incidents (a dead letter found later makes the report stale)."""
+    return digest([states.get(day, NO_DATA), sorted(rule_inputs.items()), notifications])
 
 
 def rule_documents(
@@ -116,13 +120,15 @@ def stale_days(
     state of `ledger` (missing, older, or built with other rule settings)."""
     rules = list(rules)
     states = day_states(ledger)
+    days = sorted(set(states) | _output_days(home))
+    notifications = day_summaries(home, days)
     stale = []
-    for day in sorted(set(states) | _output_days(home)):
+    for day in days:
         inputs = inputs_of(rule_documents(home, rules, day))
         report = read_report_document(home.reports, day)
+        built_from = report_built_from(day, states, inputs, notifications.get(day, {}))
         current = all(rule_is_current(inputs[rule.name], rule, states) for rule in rules) and (
-            report is not None
-            and report.get("built_from") == report_built_from(day, states, inputs)
+            report is not None and report.get("built_from") == built_from
         )
         if not current:
             stale.append(day)

@@ -10,6 +10,11 @@ from alert_pipeline.assets import (
     undated_records_check,
     validated_logs,
 )
+from alert_pipeline.notification_assets import (
+    dead_letters_check,
+    incident_notifications,
+    notification_config_check,
+)
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.warehouse import ingest_pending
 
@@ -47,12 +52,21 @@ def ingest_job() -> None:
 
 daily_alerts_job = define_asset_job(
     "daily_alerts_job",
-    selection=AssetSelection.assets(validated_logs, *rule_assets, alert_report),
-    description="The whole chain for a day or a range of days: validated_logs, rules, report.",
+    selection=AssetSelection.assets(
+        validated_logs, *rule_assets, incident_notifications, alert_report
+    ),
+    description="The whole chain for a day or a range of days: validated_logs, rules, "
+    "notifications, report.",
 )
 undated_check_job = define_asset_job(
     "undated_check_job",
     selection=AssetSelection.checks(undated_records_check),
     description="The check that no landing file's records lack a usable date (after ingestions "
     "that changed no day).",
+)
+notification_checks_job = define_asset_job(
+    "notification_checks_job",
+    selection=AssetSelection.checks(notification_config_check, dead_letters_check),
+    description="The checks that notifications.yaml can be used and nothing is in the dead "
+    "letters (when either changes).",
 )

@@ -1,11 +1,12 @@
-"""The pipeline's steps without Dagster: what each asset does to the home folder for one day.
+"""The pipeline's steps without Dagster: what each asset does to the home folder for its days.
 
 The assets, `alert-pipeline bench` and the tests call these, so they all run the same code.
 """
 
-import dataclasses
 import datetime as dt
+import time
 
+from alert_pipeline.errors import PipelineError
 from alert_pipeline.freshness import (
     day_states,
     inputs_of,
@@ -13,6 +14,10 @@ from alert_pipeline.freshness import (
     rule_built_from,
     rule_documents,
 )
+from alert_pipeline.notifications.config import load_notifications, max_age_hours
+from alert_pipeline.notifications.decisions import DayDecisions, decide
+from alert_pipeline.notifications.delivery import Delivery, deliver
+from alert_pipeline.notifications.outbox import day_summaries, open_outbox
 from alert_pipeline.report import DayReport, plot_fatal_per_minute, write_report
 from alert_pipeline.rules import (
     DEFAULT_SEVERITIES,
@@ -21,6 +26,8 @@ from alert_pipeline.rules import (
     Incident,
     SlidingWindowRule,
     detect_for_day,
+    incident_from_record,
+    incident_record,
 )
 from alert_pipeline.warehouse import (
     Home,
@@ -33,15 +40,8 @@ from alert_pipeline.warehouse import (
 )
 
 REPORT_SEVERITIES = frozenset().union(*(rule.severities for rule in RULES)) or DEFAULT_SEVERITIES
-
-
-def incident_record(incident: Incident) -> dict:
-    return dataclasses.asdict(incident) | {"incident_id": incident.incident_id}
-
-
-def incident_from_record(record: dict) -> Incident:
-    fields = {f.name for f in dataclasses.fields(Incident)}
-    return Incident(**{k: v for k, v in record.items() if k in fields})
+RULE_NAMES = {rule.name for rule in RULES}
+ASSET_DELIVERY_SECONDS = 15.0  # the delivery sensor sends what is left
 
 
 def detect_day(home: Home, rule: SlidingWindowRule, day: str) -> tuple[DayDetection, dict]:
@@ -61,8 +61,12 @@ def detect_day(home: Home, rule: SlidingWindowRule, day: str) -> tuple[DayDetect
 def detect_and_store(home: Home, rule: SlidingWindowRule, day: str) -> list[Incident]:
     """What a rule asset does for one day: detect, and replace the day's incidents file."""
     detection, built_from = detect_day(home, rule, day)
-    incidents = [incident_record(i) for i in detection.incidents]
-    write_incidents(home, rule.name, day, {"built_from": built_from, "incidents": incidents})
+    document = {
+        "built_from": built_from,
+        "data_until_us": detection.data_until_us,  # the data's edge: later incidents are open
+        "incidents": [incident_record(i) for i in detection.incidents],
+    }
+    write_incidents(home, rule.name, day, document)
     return detection.incidents
 
 
@@ -76,6 +80,7 @@ def report_day(home: Home, day: str) -> tuple[DayReport, bytes]:
         for document in documents.values()
         for record in (document["incidents"] if document else [])
     ]
+    notifications = day_summaries(home, [day]).get(day, {})
     counts = day_counts(home, day)
     report = DayReport(
         partition=day,
@@ -84,8 +89,25 @@ def report_day(home: Home, day: str) -> tuple[DayReport, bytes]:
         incidents=tuple(incidents),
         fatal_per_minute=fatal_per_minute(home, day, REPORT_SEVERITIES),
         quarantine_reasons=quarantine_reasons(home, day),
-        built_from=report_built_from(day, states, inputs_of(documents)),
+        built_from=report_built_from(day, states, inputs_of(documents), notifications),
+        notifications=notifications,
     )
     plot = plot_fatal_per_minute(report)
     write_report(report, home.reports, plot_png=plot)
     return report, plot
+
+
+def notify_days(
+    home: Home, days: list[str], backfill: bool
+) -> tuple[dict[str, DayDecisions], Delivery | None, str]:
+    """What the notifications asset does: decide who is paged about the days' incidents, then
+    deliver for a few seconds. A configuration error (returned, "" when none) holds the
+    delivery, not the decisions: nothing is lost while it is being fixed."""
+    try:
+        config, problem = load_notifications(home, RULE_NAMES), ""
+    except PipelineError as error:
+        config, problem = None, str(error)
+    with open_outbox(home) as outbox:
+        decided = decide(home, outbox, days, backfill, max_age_hours(home), time.time_ns() // 1000)
+    delivery = deliver(home, config, ASSET_DELIVERY_SECONDS) if config else None
+    return decided, delivery, problem

@@ -52,6 +52,8 @@ class DayReport:
     fatal_per_minute: np.ndarray
     quarantine_reasons: Mapping[str, int] = field(default_factory=_empty_reasons)
     built_from: str = ""  # digest of the inputs (see freshness.py)
+    # Who was paged about the day's incidents, and dead letters (notifications/outbox.py: day)
+    notifications: Mapping[str, object] = field(default_factory=_empty_reasons)
 
     def __post_init__(self) -> None:
         day = parse_partition(self.partition)
@@ -81,6 +83,7 @@ class DayReport:
         object.__setattr__(self, "fatal_per_minute", counts)
         reasons = {str(k): int(v) for k, v in dict(self.quarantine_reasons).items()}
         object.__setattr__(self, "quarantine_reasons", MappingProxyType(reasons))
+        object.__setattr__(self, "notifications", MappingProxyType(dict(self.notifications)))
 
 
 def parse_partition(partition: str) -> dt.date:
@@ -137,6 +140,34 @@ def sorted_incidents(incidents: Iterable[Incident]) -> list[Incident]:
     )
 
 
+DEAD_LETTER_COLUMNS = ("channel", "incident", "status", "attempts", "error")
+
+
+def _notifications_summary(report: DayReport) -> str | None:
+    """One line on who was paged about the day's incidents (None when nothing was decided)."""
+    incidents = report.notifications.get("incidents") or {}
+    dead = report.notifications.get("dead_letters") or []
+    if not incidents and not dead:
+        return None
+    paged = Counter(i["state"] for i in incidents.values() if i["paged"])
+    quiet = Counter(i["reason"] for i in incidents.values() if not i["paged"])
+    parts = [
+        f"{sum(paged.values())} incidents paged"
+        + (f" ({', '.join(f'{n} {s}' for s, n in sorted(paged.items()))})" if paged else ""),
+        f"{sum(quiet.values())} recorded without paging"
+        + (f" ({', '.join(f'{r}: {n}' for r, n in sorted(quiet.items()))})" if quiet else ""),
+        f"{len(dead)} dead letters",
+    ]
+    return "; ".join(parts) + "."
+
+
+def _dead_letter_rows(report: DayReport) -> list[list[str]]:
+    return [
+        [str(d[c]) for c in DEAD_LETTER_COLUMNS]
+        for d in report.notifications.get("dead_letters") or []
+    ]
+
+
 def _sorted_reasons(report: DayReport) -> list[tuple[str, int]]:
     """Most frequent reason first, then by name, so every output lists them the same way."""
     return sorted(report.quarantine_reasons.items(), key=lambda item: (-item[1], item[0]))
@@ -147,7 +178,8 @@ def _group_document(incident: Incident) -> dict[str, str | None]:
     return {} if incident.group_by is None else {incident.group_by: incident.group}
 
 
-def _incident_document(incident: Incident) -> dict[str, object]:
+def incident_document(incident: Incident) -> dict[str, object]:
+    """An incident as the report's JSON (and the notifications) show it."""
     return {
         "incident_id": incident.incident_id,
         "rule": incident.rule,
@@ -167,8 +199,9 @@ def report_document(report: DayReport, generated_at: dt.datetime | None = None) 
     return {
         "partition": report.partition,
         "records": {"stored": report.stored, "quarantined": report.quarantined},
-        "incidents": [_incident_document(i) for i in sorted_incidents(report.incidents)],
+        "incidents": [incident_document(i) for i in sorted_incidents(report.incidents)],
         "quarantine_reasons": dict(_sorted_reasons(report)),
+        "notifications": dict(report.notifications),
         "generated_at": iso_utc(_datetime_us(moment)),
         "built_from": report.built_from,
     }
@@ -273,6 +306,15 @@ def render_markdown(report: DayReport, plot_png: bytes | None = None) -> str:
     if report.quarantine_reasons:
         lines += ["", "## Quarantine reasons", "", "| reason | records |", "|---|---:|"]
         lines += [f"| {escape_markdown(r)} | {n} |" for r, n in _sorted_reasons(report)]
+    summary = _notifications_summary(report)
+    if summary:
+        lines += ["", "## Notifications", "", summary]
+        if _dead_letter_rows(report):
+            lines += ["", "| " + " | ".join(DEAD_LETTER_COLUMNS) + " |", "|---|---|---|---:|---|"]
+            lines += [
+                "| " + " | ".join(escape_markdown(cell) for cell in row) + " |"
+                for row in _dead_letter_rows(report)
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -414,6 +456,17 @@ def render_html(report: DayReport, plot_png: bytes) -> str:
             f'<tr><td>{e(r)}</td><td class="n">{n}</td></tr>' for r, n in _sorted_reasons(report)
         ]
         parts += ["</tbody>", "</table>"]
+    summary = _notifications_summary(report)
+    if summary:
+        parts += ["<h2>Notifications</h2>", f"<p>{e(summary)}</p>"]
+        if _dead_letter_rows(report):
+            header = "".join(f"<th>{c}</th>" for c in DEAD_LETTER_COLUMNS)
+            parts += ["<table>", f"<thead><tr>{header}</tr></thead>", "<tbody>"]
+            parts += [
+                "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>"
+                for row in _dead_letter_rows(report)
+            ]
+            parts += ["</tbody>", "</table>"]
     parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"
 

@@ -5,6 +5,7 @@ at event i means i ≥ k and t[i] − t[i−k] < W; breach events closer than W 
 are integer microseconds so that "exactly W apart" is decided exactly.
 """
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -45,14 +46,27 @@ class Incident:
         return day_of_us(self.start_us)
 
 
+def incident_record(incident: Incident) -> dict:
+    """An incident as stored (JSON), with its id."""
+    return dataclasses.asdict(incident) | {"incident_id": incident.incident_id}
+
+
+def incident_from_record(record: dict) -> Incident:
+    fields = {f.name for f in dataclasses.fields(Incident)}
+    return Incident(**{k: v for k, v in record.items() if k in fields})
+
+
 @dataclass(frozen=True)
 class Events:
     """Fatal events of one rule: times (µs since epoch, UTC) and, for grouped rules, group
-    labels — or integer codes into `labels`, as storage hands them over dictionary-encoded."""
+    labels — or integer codes into `labels`, as storage hands them over dictionary-encoded.
+    `data_until_us`: the newest record of any severity where they were read (None: unknown), the
+    edge of the data: an incident whose last breach is less than W before it may still go on."""
 
     times_us: np.ndarray
     groups: np.ndarray | None = None
     labels: list | None = None
+    data_until_us: int | None = None
 
     def __post_init__(self) -> None:
         if self.groups is not None and len(self.groups) != len(self.times_us):
@@ -200,12 +214,14 @@ def incidents_for_day(
 class DayDetection:
     """A rule's incidents starting on one day, and the days read to find them: `first` … `last`
     (2·W before, and after the day until every incident ended). `complete` is False when the
-    data ran out before an incident ended: a later day's data could still extend it."""
+    data ran out before an incident ended (it is open: later data could still extend it);
+    `data_until_us` is the newest record read."""
 
     incidents: list[Incident]
     first: dt.date
     last: dt.date
     complete: bool
+    data_until_us: int | None
 
 
 def detect_for_day(
@@ -215,15 +231,18 @@ def detect_for_day(
     last_data_day: dt.date,
 ) -> DayDetection:
     """Incidents starting on `day`, loading the days it needs: 2·W before, and after it until
-    every incident has ended (usually the next day is enough) or the data runs out."""
+    every incident has ended (usually the next day is enough) or the data runs out. An incident
+    whose last breach is less than W before the newest record read has not ended."""
     first = day - dt.timedelta(days=lookback_days(rule))
     last = day + dt.timedelta(days=1)
     while True:
         events = load_events(first, last)
         until_us = day_start_us(last + dt.timedelta(days=1))
+        if events.data_until_us is not None:  # no record after it: the data ends there
+            until_us = min(until_us, events.data_until_us)
         incidents, complete = incidents_for_day(rule, day, events, until_us)
         if complete or last >= last_data_day:
-            return DayDetection(incidents, first, last, complete)
+            return DayDetection(incidents, first, last, complete, events.data_until_us)
         last += dt.timedelta(days=1)
 
 

@@ -7,10 +7,15 @@ materialize are the stale ones (freshness.py), so whatever an interrupted run le
 killed between ingestion and materialization, a full disk, a reboot — the next run finishes.
 """
 
+import time
 from dataclasses import dataclass, field
 
 from alert_pipeline.errors import PipelineError
+from alert_pipeline.notifications.config import load_notifications
+from alert_pipeline.notifications.delivery import deliver
+from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.partitions import day_ranges, range_tags
+from alert_pipeline.pipeline import RULE_NAMES
 from alert_pipeline.report import read_report_document
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import RULES
@@ -42,6 +47,10 @@ run_monitoring:
 """
 
 
+RUN_DELIVERY_SECONDS = 30.0
+RETRY_WAIT_SECONDS = 5.0  # a retry due sooner is waited for: a receiver's blip
+
+
 @dataclass
 class RunSummary:
     home: Home
@@ -49,6 +58,8 @@ class RunSummary:
     partitions: list[str] = field(default_factory=list)
     incidents: dict[str, int] = field(default_factory=dict)
     orphaned_runs: list[str] = field(default_factory=list)
+    delivery: str = ""  # what was delivered ("" without channels)
+    notifications_held: str = ""  # why notifications.yaml cannot be used
 
     @property
     def files_without_records(self) -> list[FileOutcome]:
@@ -85,7 +96,7 @@ class RunSummary:
             lines += [f"incidents {rule}: {n}" for rule, n in self.incidents.items()]
         else:
             lines.append("nothing to materialize: every day is up to date")
-        return lines
+        return lines + ([self.delivery] if self.delivery else [])
 
     def warnings(self) -> list[str]:
         """What needs a person: files that added nothing, and records on no day's report."""
@@ -155,6 +166,7 @@ def _execute(instance, home: Home, job_name: str, tags: dict[str, str], what: st
 def run_pipeline(home: Home) -> RunSummary:
     """Ingest what is new in the landing folder and materialize every stale day; after an
     ingestion that changed no day, still check for records without a usable date."""
+    started_us = time.time_ns() // 1000
     config = AlertHome(path=str(home.root))
     summary = RunSummary(home, ingest_pending(home, config.time_range()))
     with dagster_instance(home) as instance:
@@ -165,6 +177,10 @@ def run_pipeline(home: Home) -> RunSummary:
             _execute(instance, home, "daily_alerts_job", tags, f"days {first}…{last}")
         if summary.outcomes and not summary.partitions:
             _execute(instance, home, "undated_check_job", {}, "the undated records check")
+    try:
+        summary.delivery = deliver_notifications(home, RUN_DELIVERY_SECONDS, started_us)
+    except PipelineError as error:  # the pipeline ran: say so, then why nobody is paged
+        summary.notifications_held = str(error)
     summary.incidents = {
         rule.name: sum(
             1
@@ -175,6 +191,21 @@ def run_pipeline(home: Home) -> RunSummary:
         for rule in RULES
     }
     return summary
+
+
+def deliver_notifications(home: Home, budget_seconds: float, since_us: int | None = None) -> str:
+    """Deliver what is due for up to `budget_seconds`; a line saying what happened, counting
+    what was sent since `since_us` ("" when no channel is configured). What is left stays
+    queued for `notify` or the sensor."""
+    config = load_notifications(home, RULE_NAMES)
+    if not config.channels:
+        deliver(home, config, 0)  # events of a home without channels are sent to nobody
+        return ""
+    delivery = deliver(home, config, budget_seconds, RETRY_WAIT_SECONDS)
+    if since_us is not None and not delivery.busy:
+        with open_outbox(home) as outbox:
+            delivery.sent, delivery.dead = outbox.settled_since(since_us)
+    return delivery.text()
 
 
 def report_incidents(home: Home, day: str) -> list[dict]:

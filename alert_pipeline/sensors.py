@@ -30,9 +30,20 @@ from dagster import (
     sensor,
 )
 
+from alert_pipeline.errors import PipelineError
 from alert_pipeline.freshness import day_states, digest, rule_settings, stale_days
-from alert_pipeline.jobs import IngestConfig, daily_alerts_job, ingest_job, undated_check_job
+from alert_pipeline.jobs import (
+    IngestConfig,
+    daily_alerts_job,
+    ingest_job,
+    notification_checks_job,
+    undated_check_job,
+)
+from alert_pipeline.notifications.config import config_path, load_notifications
+from alert_pipeline.notifications.delivery import deliver
+from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.partitions import daily_partitions, day_ranges, range_tags
+from alert_pipeline.pipeline import RULE_NAMES
 from alert_pipeline.resources import SCHEDULE_CRON, SENSOR_INTERVAL_SECONDS, AlertHome
 from alert_pipeline.rules import RULES, lookback_days
 from alert_pipeline.runs import (
@@ -54,6 +65,7 @@ MAX_FILES_PER_TICK = 500
 MAX_RANGES_PER_TICK = 50
 MAX_ATTEMPTS = 3
 RETRY_SECONDS = 60
+SENSOR_DELIVERY_SECONDS = 20.0  # a sensor evaluation may take 60 s
 HISTORY = dt.timedelta(days=1)  # failures older than this no longer hold a retry back
 # Days around a range whose data its rule outputs may read: the inputs of its runs.
 MARGIN_DAYS = max(lookback_days(rule) for rule in RULES) + 1
@@ -293,3 +305,37 @@ def daily_alerts_schedule(
     if not requests:
         return SkipReason("; ".join(notes) or f"{yesterday} is before the first partition")
     return requests
+
+
+@sensor(
+    jobs=[notification_checks_job],
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Delivers due notifications from the outbox, retries included; runs the "
+    "notification checks when notifications.yaml or the dead letters change.",
+)
+def notification_delivery_sensor(
+    context: SensorEvaluationContext, alert_home: AlertHome
+) -> SensorResult:
+    """What is due is sent for up to SENSOR_DELIVERY_SECONDS; a send that fails stays in the
+    outbox (never in this cursor) and is tried again on a later tick."""
+    home = alert_home.home()
+    try:
+        config, problem = load_notifications(home, RULE_NAMES), ""
+    except PipelineError as error:
+        config, problem = None, str(error)
+    delivery = deliver(home, config, SENSOR_DELIVERY_SECONDS) if config else None
+    with open_outbox(home) as outbox:
+        dead = [d["id"] for d in outbox.dead_letters()]
+    path = config_path(home)
+    text = path.read_text(errors="replace") if path.exists() else ""
+    state = digest([text, dead]) if text or dead else ""
+    reason = f"notifications held: {problem}" if problem else delivery.text()
+    if state == (context.cursor or ""):
+        return SensorResult(skip_reason=SkipReason(reason), cursor=state)
+    checks = RunRequest(
+        job_name=notification_checks_job.name,
+        run_key=f"notification-checks:{state}",
+        tags={LAUNCHED_BY: "sensor"},
+    )
+    return SensorResult(run_requests=[checks], cursor=state)

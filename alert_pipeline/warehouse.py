@@ -747,8 +747,9 @@ def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
     ]
     table = pa.Table.from_batches(batches, schema=schema)
     times = table.column("date").cast(pa.int64()).to_numpy()
+    until = newest_record_us(home, days)
     if rule.group_by is None:
-        return Events(times)
+        return Events(times, data_until_us=until)
     column = table.column(rule.group_by)
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
@@ -757,7 +758,21 @@ def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
         encoded = pa.array([], schema.field(rule.group_by).type)
     labels = [*encoded.dictionary.to_pylist(), None]  # the last code stands for a missing value
     codes = pc.fill_null(encoded.indices, len(labels) - 1).to_numpy(zero_copy_only=False)
-    return Events(times, codes, labels)
+    return Events(times, codes, labels, until)
+
+
+def newest_record_us(home: Home, days: list[str]) -> int | None:
+    """The newest `date` of any record of the given days, from the Parquet footers' statistics."""
+    newest = None
+    for day in days:
+        for part in _parts(home.day_dir(day)):
+            metadata = pq.ParquetFile(part).metadata
+            column = metadata.schema.names.index("date")
+            for group in range(metadata.num_row_groups):
+                stats = metadata.row_group(group).column(column).statistics
+                if stats is not None and stats.has_min_max:
+                    newest = max(newest or stats.max_raw, stats.max_raw)
+    return newest
 
 
 def fatal_counts_per_minute(times_us: Iterable[int] | np.ndarray, day: str) -> np.ndarray:

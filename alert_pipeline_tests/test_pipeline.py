@@ -41,7 +41,14 @@ def instance():
 
 def test_definitions_load_every_rule_as_an_asset() -> None:
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert keys == {"validated_logs", "alert_report", *(rule.name for rule in RULES)}
+    rules = {rule.name for rule in RULES}
+    assert keys == {"validated_logs", "incident_notifications", "alert_report", *rules}
+    graph = defs.resolve_asset_graph()
+    upstream = {k.to_user_string() for k in graph.get(AssetKey("alert_report")).parent_keys}
+    assert upstream == {"validated_logs", "incident_notifications", *rules}
+    assert {
+        k.to_user_string() for k in graph.get(AssetKey("incident_notifications")).parent_keys
+    } == rules
     assert {"fatal_errors_per_minute", "fatal_errors_per_bundle_per_hour"} <= keys
     for job in ("ingest_job", "daily_alerts_job"):
         assert defs.resolve_job_def(job).name == job

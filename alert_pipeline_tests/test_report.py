@@ -134,6 +134,7 @@ def test_document_shape_keys_and_types():
         "records",
         "incidents",
         "quarantine_reasons",
+        "notifications",
         "generated_at",
         "built_from",
     ]

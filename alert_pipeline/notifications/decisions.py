@@ -1,0 +1,134 @@
+"""What `incident_notifications` does for its days: compare the incidents the rules now see with
+what the outbox knows, and record the decisions and the events to send, in one transaction.
+
+Decisions are made whether or not channels are configured (an event with no channel is sent to
+nobody), so that configuring notifications pages what is detected from then on, not the past.
+"""
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+from alert_pipeline.notifications.lifecycle import Change, Known, Seen, reconcile
+from alert_pipeline.notifications.outbox import Outbox
+from alert_pipeline.report import incident_document, report_path
+from alert_pipeline.rules import RULES, Incident, incident_from_record
+from alert_pipeline.warehouse import Home, read_incidents
+
+MICROS_PER_HOUR = 3_600_000_000
+
+
+@dataclass
+class DayDecisions:
+    """What was decided for one day: messages by status, incidents recorded but not paged."""
+
+    sent: dict[str, int] = field(default_factory=dict)  # status → events
+    not_paged: dict[str, int] = field(default_factory=dict)  # reason → new incidents
+
+    def as_metadata(self) -> dict[str, int]:
+        return {f"events_{s}": n for s, n in self.sent.items()} | {
+            f"not_paged_{r}": n for r, n in self.not_paged.items()
+        }
+
+
+def _neighbours(days: list[str]) -> set[str]:
+    around = set(days)
+    for day in days:
+        date = dt.date.fromisoformat(day)
+        around |= {str(date - dt.timedelta(days=1)), str(date + dt.timedelta(days=1))}
+    return around
+
+
+def seen_incidents(home: Home, days: set[str]) -> list[Seen]:
+    """Every rule's incidents of the days, from the rule outputs; open if their last breach is
+    less than W before the newest record the rule read."""
+    seen = []
+    for rule in RULES:
+        for day in sorted(days):
+            document = read_incidents(home, rule.name, day)
+            if document is None:
+                continue
+            until = document.get("data_until_us")
+            for record in document["incidents"]:
+                incident = incident_from_record(record)
+                is_open = until is None or incident.last_breach_us + incident.window_us > until
+                seen.append(Seen(incident, is_open))
+    return seen
+
+
+def _incident(known: Known) -> Incident:
+    return Incident(
+        rule=known.rule,
+        group_by=known.group_by,
+        group=known.group,
+        start_us=known.start_us,
+        end_us=known.end_us,
+        peak_count=known.peak_count,
+        event_count=known.event_count,
+        threshold=known.threshold,
+        window_us=known.window_us,
+        last_breach_us=known.last_breach_us,
+    )
+
+
+def event_body(home: Home, known: Known, status: str) -> dict:
+    """The message about an incident, as every channel renders it: the incident summary only."""
+    document = incident_document(_incident(known))
+    return document | {
+        "incident_id": known.key,  # the key it was first paged under, whatever its start now
+        "detected_incident_id": document["incident_id"],
+        "status": status,
+        "revision": known.revision,
+        "open": known.open,
+        "partition": known.partition,
+        "report": str(report_path(home.reports, known.partition)),
+    }
+
+
+def _digest_body(changes: list[Change], days: list[str]) -> dict:
+    counts: dict[str, dict[str, int]] = {}
+    for change in changes:
+        by_rule = counts.setdefault(change.known.reason, {})
+        by_rule[change.known.rule] = by_rule.get(change.known.rule, 0) + 1
+    keys = sorted(change.known.key for change in changes)
+    return {
+        "kind": "digest",
+        "key": "digest:" + hashlib.sha256("\0".join(keys).encode()).hexdigest()[:16],
+        "partition": min(days),
+        "days": [min(days), max(days)],
+        "incidents": len(keys),
+        "not_paged": counts,
+    }
+
+
+def decide(
+    home: Home, outbox: Outbox, days: list[str], backfill: bool, max_age_hours: float, now_us: int
+) -> dict[str, DayDecisions]:
+    """Decide for `days` (their neighbours are read too: an incident can move across midnight)
+    and record it; returns what was decided per day."""
+    around = _neighbours(days)
+    changes = reconcile(
+        seen_incidents(home, around),
+        outbox.known(around),
+        set(days),
+        now_us,
+        int(max_age_hours * MICROS_PER_HOUR),
+        backfill,
+    )
+    events: list[tuple[Known | None, str, dict]] = [
+        (c.known, c.status, event_body(home, c.known, c.status)) for c in changes if c.status
+    ]
+    unpaged = [c for c in changes if c.new and not c.known.paged]
+    if unpaged:
+        events.append((None, "digest", _digest_body(unpaged, days)))
+    outbox.record(changes, events, now_us)
+    decided = {day: DayDecisions() for day in days}
+    for change in changes:
+        day = decided.get(change.known.partition)
+        if day is None:
+            continue
+        if change.status:
+            day.sent[change.status] = day.sent.get(change.status, 0) + 1
+        elif change in unpaged:
+            day.not_paged[change.known.reason] = day.not_paged.get(change.known.reason, 0) + 1
+    return decided

@@ -1,0 +1,158 @@
+"""The lifecycle of a paged incident, decided by comparing what the rules see now with what was
+decided before (pure: no I/O).
+
+An incident keeps the key it was first paged under (its first `incident_id`), also when late
+data moves its start and so its id: it is matched by id, else by overlapping the same rule and
+group's known incident (incidents of one group never overlap each other). Messages:
+- `firing`: the first message of a paged incident, open or already over (`end` says which);
+- `resolved`: it was sent open, and the data now shows it ended;
+- `updated`: its extent, peak or event count changed (also if it opened again);
+- `withdrawn`: a corrected file removed it.
+An incident that ended more than `max_age` before it was first seen is historical, and one first
+seen by a Dagster backfill run is not paged either: both are recorded, never paged, later
+changes included.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from alert_pipeline.rules import Incident
+
+
+@dataclass(frozen=True)
+class Seen:
+    """An incident as the rules see it now; `open`: it may still go on in newer data."""
+
+    incident: Incident
+    open: bool
+
+
+@dataclass(frozen=True)
+class Known:
+    """An incident as decided before (one row of the outbox)."""
+
+    key: str
+    rule: str
+    group_by: str | None
+    group: str | None
+    incident_id: str
+    partition: str
+    start_us: int
+    end_us: int
+    last_breach_us: int
+    peak_count: int
+    event_count: int
+    threshold: int
+    window_us: int
+    open: bool
+    state: str  # open | ended | withdrawn
+    paged: bool
+    reason: str  # why not paged: historical | backfill ("" when paged)
+    revision: int  # of the last message sent about it (0: none)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What to record about an incident, and the message to send (None: record only); `new`:
+    first seen now."""
+
+    known: Known
+    status: str | None
+    new: bool = False
+
+
+def _from(seen: Seen, key: str, paged: bool, reason: str, revision: int, state: str) -> Known:
+    i = seen.incident
+    return Known(
+        key=key,
+        rule=i.rule,
+        group_by=i.group_by,
+        group=i.group,
+        incident_id=i.incident_id,
+        partition=str(i.day),
+        start_us=i.start_us,
+        end_us=i.end_us,
+        last_breach_us=i.last_breach_us,
+        peak_count=i.peak_count,
+        event_count=i.event_count,
+        threshold=i.threshold,
+        window_us=i.window_us,
+        open=seen.open,
+        state=state,
+        paged=paged,
+        reason=reason,
+        revision=revision,
+    )
+
+
+def _summary(k: Known) -> tuple:
+    return (k.incident_id, k.start_us, k.end_us, k.peak_count, k.event_count, k.open)
+
+
+def _same_group(k: Known, i: Incident) -> bool:
+    return (k.rule, k.group_by, k.group) == (i.rule, i.group_by, i.group)
+
+
+def _overlaps(k: Known, i: Incident) -> bool:
+    return k.start_us < i.end_us and i.start_us < k.end_us
+
+
+def _follow(known: Known, seen: Seen) -> Change | None:
+    """The change of a known incident now seen as `seen`, if anything changed."""
+    now = _from(seen, known.key, known.paged, known.reason, known.revision, known.state)
+    if known.state != "withdrawn" and _summary(now) == _summary(known):
+        return None
+    if not known.paged:
+        state = "open" if seen.open else "ended"
+        return Change(dataclasses.replace(now, state=state), None)
+    if known.state == "withdrawn":
+        status = "firing"  # back after a correction: page again
+    elif known.state == "open" and not seen.open:
+        status = "resolved"
+    else:
+        status = "updated"
+    state = "open" if seen.open else "ended"
+    return Change(dataclasses.replace(now, state=state, revision=known.revision + 1), status)
+
+
+def reconcile(
+    seen: list[Seen],
+    known: list[Known],
+    days: set[str],
+    now_us: int,
+    max_age_us: int,
+    backfill: bool,
+) -> list[Change]:
+    """The changes that bring `known` in line with `seen`. `seen` holds every incident of `days`
+    and of their neighbour days; only incidents of `days` are withdrawn when not seen."""
+    by_id = {k.incident_id: k for k in known}
+    claimed: set[str] = set()
+    changes = []
+    for s in sorted(seen, key=lambda s: (s.incident.start_us, s.incident.rule)):
+        i = s.incident
+        match = by_id.get(i.incident_id)
+        if match is None or match.key in claimed:
+            overlapping = [
+                k for k in known if k.key not in claimed and _same_group(k, i) and _overlaps(k, i)
+            ]
+            match = min(overlapping, key=lambda k: k.start_us, default=None)
+        if match is not None:
+            claimed.add(match.key)
+            change = _follow(match, s)
+            if change is not None:
+                changes.append(change)
+            continue
+        if str(i.day) not in days:
+            continue  # a neighbour day's new incident: its own day decides it
+        state = "open" if s.open else "ended"
+        if backfill or i.end_us < now_us - max_age_us:
+            reason = "backfill" if backfill else "historical"
+            changes.append(Change(_from(s, i.incident_id, False, reason, 0, state), None, True))
+        else:
+            changes.append(Change(_from(s, i.incident_id, True, "", 1, state), "firing", True))
+    for k in known:
+        if k.key in claimed or k.partition not in days or k.state == "withdrawn":
+            continue
+        gone = dataclasses.replace(k, state="withdrawn", revision=k.revision + k.paged)
+        changes.append(Change(gone, "withdrawn" if k.paged else None))
+    return changes
