@@ -24,6 +24,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     status: int  # what the receiver answered
+    at: float = field(default_factory=time.time)
 
     @property
     def json(self) -> dict:

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from alert_pipeline.generate import generate_logs
 from alert_pipeline.runner import run_pipeline
 from alert_pipeline.warehouse import Home
+from alert_pipeline_tests.receivers import HttpReceiver, http_receiver
 from alert_pipeline_tests.stack import (
     free_port,
     graphql,
@@ -239,7 +241,22 @@ def _without_generated_at(report: dict) -> dict:
     return {k: v for k, v in report.items() if k != "generated_at"}
 
 
+def _pages_settled(receiver: HttpReceiver, expected: int) -> Callable[[], tuple[bool, object]]:
+    def check() -> tuple[bool, object]:
+        firing = {r.json["incident_id"] for r in receiver.accepted("/hook")}
+        return len(firing) >= expected, [
+            (r.status, r.json.get("status")) for r in receiver.requests
+        ]
+
+    return check
+
+
 def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
+    with http_receiver() as receiver:
+        _live(tmp_path, receiver)
+
+
+def _live(tmp_path: Path, receiver: HttpReceiver) -> None:
     home, reference = tmp_path / "home", tmp_path / "reference"
     staging = tmp_path / "staging"
     generated = generate_logs(staging, rows=2500, days=4, seed=4)
@@ -249,6 +266,13 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
     (reference / "incoming").mkdir(parents=True)
     for path in files:
         shutil.copy2(path, reference / "incoming" / path.name)
+    # pages to a webhook; the first attempt is refused (503, Retry-After 2 s): the run's own
+    # delivery leaves it queued and notification_delivery_sensor sends it
+    settings = {"max_age_hours": 1_000_000, "retry_first_seconds": 0.5}
+    channel = {"name": "hook", "type": "webhook", "url": f"{receiver.url}/hook"}
+    (home / "notifications.yaml").write_text(yaml.safe_dump(settings | {"channels": [channel]}))
+    receiver.answer("/hook", 503)
+    receiver.retry_after = "2"
 
     clock = time.monotonic()
     with dagster_dev(tmp_path, home) as server:
@@ -278,6 +302,7 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
         assert states["scheduleOrError"]["scheduleState"]["status"] == "RUNNING", states
 
         # 2. files arrive atomically; the sensor ingests them and requests the days they change
+        dropped = time.time()
         for path in files:
             os.replace(path, home / "incoming" / path.name)
         clock = time.monotonic()
@@ -303,6 +328,13 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
         assert expected, "the generated files plant bursts: the reference found no incident"
         assert _incidents(live) == expected
         before = {day: live[day] for day in DAYS}
+        _poll(server, "every incident paged", 60, _pages_settled(receiver, len(expected)))
+        first_page = min(r.at for r in receiver.accepted("/hook"))
+        timings["file landed → first page"] = first_page - dropped
+        refused = [r for r in receiver.requests if r.status == 503]
+        (retried,) = [r for r in receiver.accepted("/hook") if r.body == refused[0].body]
+        assert retried.headers["Idempotency-Key"] == refused[0].headers["Idempotency-Key"]
+        pages_before_backfill = len(receiver.requests)
 
         # 3. a backfill of the same days, all assets, through GraphQL: same reports again
         launched = server.graphql(
@@ -363,6 +395,7 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
         waves = 2 if rule_targets == {targeted["alert_report"]} else 3
         assert len(backfill_runs) == waves, (targeted, _summary(backfill_runs))
 
+        assert len(receiver.requests) == pages_before_backfill, "a backfill pages nobody"
         after = _reports(home)
         for day in DAYS:
             assert after[day]["generated_at"] != before[day]["generated_at"], f"{day} not rewritten"
@@ -415,3 +448,12 @@ def test_live_sensor_runs_and_backfill(tmp_path: Path) -> None:
         assert _incidents(_reports(reference), [LATE_DAY]), "the late file plants a burst"
         for day in all_days:
             assert _reports(home)[day]["records"] == _reports(reference)[day]["records"], day
+        everything = _incidents(_reports(reference), all_days)
+        _poll(server, "the late day paged", 60, _pages_settled(receiver, len(everything)))
+        keys: dict[tuple, set[str]] = {}
+        for page in receiver.accepted("/hook"):
+            message = (page.json["incident_id"], page.json["revision"])
+            keys.setdefault(message, set()).add(page.headers["Idempotency-Key"])
+        assert all(len(k) == 1 for k in keys.values()), "a copy under another key"
+        firing = [m for m in keys if m[1] == 1]
+        assert len(firing) == len(everything), (len(firing), len(everything))

@@ -71,6 +71,7 @@ class _File(BaseModel):
 
     max_age_hours: float = Field(48, gt=0)
     retry_budget_hours: float = Field(24, gt=0)
+    retry_first_seconds: float = Field(1, gt=0)  # doubled each failed attempt, up to 30 min
     channels: list[Annotated[_Webhook | _Slack | _Email | _PagerDuty, Field(discriminator="type")]]
 
 
@@ -99,6 +100,7 @@ class Notifications:
     channels: tuple[Channel, ...]
     max_age_hours: float = 48
     retry_budget_hours: float = 24
+    retry_first_seconds: float = 1.0
     source: Path | None = None
 
     def channel(self, name: str) -> Channel:
@@ -135,7 +137,13 @@ def load_notifications(home: Home, known_rules: set[str]) -> Notifications:
         if names.count(name) > 1:
             raise PipelineError(f"{path}: channel {name!r}: name: used by two channels")
     channels = tuple(_resolve(path, c, known_rules) for c in parsed.channels)
-    return Notifications(channels, parsed.max_age_hours, parsed.retry_budget_hours, path)
+    return Notifications(
+        channels,
+        parsed.max_age_hours,
+        parsed.retry_budget_hours,
+        parsed.retry_first_seconds,
+        path,
+    )
 
 
 def max_age_hours(home: Home) -> float:

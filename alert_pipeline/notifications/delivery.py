@@ -21,8 +21,8 @@ from alert_pipeline.notifications.outbox import Message, Outbox, open_outbox, ou
 from alert_pipeline.notifications.transports import Outcome, send
 from alert_pipeline.warehouse import Home
 
-FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 1800.0
+TRIES_PER_PASS = 3  # then the message waits for a later pass: a receiver that is down for long
 PARALLEL_SENDS = 8
 MICROS = 1_000_000
 
@@ -67,8 +67,9 @@ def fan_out(outbox: Outbox, notifications: Notifications, now_us: int) -> None:
         outbox.fan_out(event, messages, now_us)
 
 
-def _backoff(attempts: int, retry_after: float | None) -> float:
-    delay = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2**attempts) * random.uniform(0.5, 1.0)
+def _backoff(first: float, attempts: int, retry_after: float | None) -> float:
+    """Exponential, with full jitter over its upper half, and never sooner than asked."""
+    delay = min(MAX_RETRY_SECONDS, first * 2**attempts) * random.uniform(0.5, 1.0)
     return max(delay, retry_after or 0.0)
 
 
@@ -90,6 +91,8 @@ def deliver(
     deadline = time.monotonic() + budget_seconds
     result = Delivery()
     budget_us = int(notifications.retry_budget_hours * 3600 * MICROS)
+    tried: dict[int, int] = {}  # failed attempts in this pass
+    rested: set[int] = set()  # tried enough in this pass: left for a later one
     with open(lock_path, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -100,9 +103,9 @@ def deliver(
             fan_out(outbox, notifications, time.time_ns() // 1000)
             while time.monotonic() < deadline:
                 now_us = time.time_ns() // 1000
-                batch = outbox.claim_due(now_us, limit=4 * PARALLEL_SENDS)
+                batch = outbox.claim_due(now_us, 4 * PARALLEL_SENDS, skip=rested)
                 if not batch:
-                    upcoming = outbox.next_attempt_us()
+                    upcoming = outbox.next_attempt_us(skip=rested)
                     wait = (upcoming - now_us) / MICROS if upcoming else None
                     if wait is None or wait > wait_seconds or time.monotonic() + wait > deadline:
                         break
@@ -121,8 +124,13 @@ def deliver(
                         settled.append((message, "dead", now_us, error, None))
                         result.dead += 1
                     else:
-                        delay = _backoff(message.attempts, outcome.retry_after)
+                        delay = _backoff(
+                            notifications.retry_first_seconds, message.attempts, outcome.retry_after
+                        )
                         retry_at = now_us + int(delay * MICROS)
+                        tried[message.id] = tried.get(message.id, 0) + 1
+                        if tried[message.id] >= TRIES_PER_PASS:
+                            rested.add(message.id)
                         settled.append((message, "retry", retry_at, outcome.error, None))
                         result.retried += 1
                 outbox.settle(settled, time.time_ns() // 1000)

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS messages (
     next_attempt_us INTEGER NOT NULL, sent_us INTEGER, last_error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state, next_attempt_us);
+CREATE INDEX IF NOT EXISTS messages_by_thread ON messages (channel, key, id);
 CREATE TABLE IF NOT EXISTS threads (
     channel TEXT NOT NULL, key TEXT NOT NULL, thread TEXT, resolved INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, key)
@@ -193,8 +194,9 @@ class Outbox:
             "UPDATE messages SET state = 'queued' WHERE state = 'sending'"
         ).rowcount
 
-    def claim_due(self, now_us: int, limit: int) -> list[Message]:
-        """Claim the due messages, at most one per channel and incident (they go in order)."""
+    def claim_due(self, now_us: int, limit: int, skip: set[int] = frozenset()) -> list[Message]:
+        """Claim the due messages (but those in `skip`), at most one per channel and incident:
+        an incident's messages go in order."""
         with self.transaction() as db:
             rows = db.execute(
                 "SELECT m.id, m.channel, m.action, m.idempotency_key, m.attempts, m.created_us, "
@@ -202,7 +204,7 @@ class Outbox:
                 "FROM messages m JOIN events e ON e.id = m.event_id "
                 "WHERE m.state = 'queued' AND m.next_attempt_us <= ? AND m.id = ("
                 "  SELECT min(id) FROM messages o WHERE o.channel = m.channel AND o.key = m.key"
-                "  AND o.state IN ('queued', 'sending')) "
+                f"  AND o.state IN ('queued', 'sending')) {_skipping(skip)} "
                 "ORDER BY m.id LIMIT ?",
                 (now_us, limit),
             ).fetchall()
@@ -279,11 +281,10 @@ class Outbox:
         with self.transaction() as db:
             return db.execute("UPDATE messages SET state = 'dropped' WHERE state = 'dead'").rowcount
 
-    def next_attempt_us(self) -> int | None:
-        row = self.db.execute(
-            "SELECT min(next_attempt_us) FROM messages WHERE state = 'queued'"
-        ).fetchone()
-        return row[0]
+    def next_attempt_us(self, skip: set[int] = frozenset()) -> int | None:
+        return self.db.execute(
+            f"SELECT min(next_attempt_us) FROM messages m WHERE state = 'queued' {_skipping(skip)}"
+        ).fetchone()[0]
 
     def dead_letters(self, partitions: Iterable[str] | None = None) -> list[dict]:
         query = (
@@ -312,6 +313,10 @@ class Outbox:
             for d in self.dead_letters([partition])
         ]
         return {"incidents": incidents, "dead_letters": dead}
+
+
+def _skipping(ids: set[int]) -> str:
+    return f"AND m.id NOT IN ({', '.join(str(int(i)) for i in ids)})" if ids else ""
 
 
 def _column(name: str) -> str:
