@@ -14,7 +14,7 @@ from alert_pipeline.freshness import (
     rule_built_from,
     rule_documents,
 )
-from alert_pipeline.notifications.config import load_notifications, max_age_hours
+from alert_pipeline.notifications.config import config_path, load_notifications, max_age_hours
 from alert_pipeline.notifications.decisions import DayDecisions, decide
 from alert_pipeline.notifications.delivery import Delivery, deliver
 from alert_pipeline.notifications.outbox import day_summaries, open_outbox
@@ -107,7 +107,8 @@ def notify_days(
         config, problem = load_notifications(home, RULE_NAMES), ""
     except PipelineError as error:
         config, problem = None, str(error)
+    quiet = "backfill" if backfill else "" if config_path(home).exists() else "unconfigured"
     with open_outbox(home) as outbox:
-        decided = decide(home, outbox, days, backfill, max_age_hours(home), time.time_ns() // 1000)
+        decided = decide(home, outbox, days, quiet, max_age_hours(home), time.time_ns() // 1000)
     delivery = deliver(home, config, ASSET_DELIVERY_SECONDS) if config else None
     return decided, delivery, problem

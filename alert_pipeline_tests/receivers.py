@@ -58,6 +58,9 @@ class HttpReceiver:
 
 def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # small replies go out at once
+        wbufsize = 1 << 16  # one write per reply, flushed when it is complete
+
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             time.sleep(receiver.delay)
@@ -83,11 +86,16 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's 5 drops connections under parallel sends
+    daemon_threads = True
+
+
 @contextmanager
 def http_receiver(port: int | None = None) -> Iterator[HttpReceiver]:
     port = port or free_port()
     receiver = HttpReceiver(f"http://127.0.0.1:{port}")
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(receiver))
+    server = _Server(("127.0.0.1", port), _handler(receiver))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

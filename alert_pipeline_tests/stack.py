@@ -448,11 +448,13 @@ class ComposeStack:
         raise ValueError(f"unknown healthcheck form {test!r}")
 
     def environment(self, service: str) -> dict[str, str]:
-        """The process environment: the image's ENV, then the service's `environment`."""
+        """The process environment: the image's ENV, the `.env` variables when the service
+        reads it as its `env_file`, then the service's `environment`."""
         spec = self.compose["services"][service]
         env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_ENV)}
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-        declared = {**dockerfile_env(), **(spec.get("environment") or {})}
+        env_file = self.variables if ".env" in (spec.get("env_file") or []) else {}
+        declared = {**dockerfile_env(), **env_file, **(spec.get("environment") or {})}
         for key, value in declared.items():
             value = interpolate(str(value), self.variables)
             env[key] = (

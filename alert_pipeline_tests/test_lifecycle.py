@@ -29,8 +29,8 @@ def incident(start: int = 0, end: int = 60, peak: int = 11, group: str | None = 
     )
 
 
-def decide(seen: list[Seen], known: list[Known], now: int = NOW, backfill: bool = False):
-    return reconcile(seen, known, {DAY}, now, MAX_AGE, backfill)
+def decide(seen: list[Seen], known: list[Known], now: int = NOW, quiet: str = ""):
+    return reconcile(seen, known, {DAY}, now, MAX_AGE, quiet)
 
 
 def test_a_new_fresh_incident_fires_once() -> None:
@@ -46,11 +46,16 @@ def test_a_new_fresh_incident_fires_once() -> None:
     assert decide([Seen(incident(), open=False)], [known]) == []  # seen again: nothing
 
 
-def test_historical_and_backfilled_incidents_are_recorded_not_paged_ever() -> None:
+def test_historical_backfilled_and_unconfigured_incidents_are_recorded_not_paged_ever() -> None:
     long_after = T0 + MAX_AGE + 3600 * S
     [old] = decide([Seen(incident(), False)], [], now=long_after)
-    [backfilled] = decide([Seen(incident(), False)], [], backfill=True)
-    for change, reason in ((old, "historical"), (backfilled, "backfill")):
+    [backfilled] = decide([Seen(incident(), False)], [], quiet="backfill")
+    [unconfigured] = decide([Seen(incident(), False)], [], quiet="unconfigured")
+    for change, reason in (
+        (old, "historical"),
+        (backfilled, "backfill"),
+        (unconfigured, "unconfigured"),
+    ):
         assert change.status is None and change.new
         assert not change.known.paged and change.known.reason == reason
         [bigger] = decide([Seen(incident(peak=30), False)], [change.known])

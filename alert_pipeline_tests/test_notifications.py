@@ -495,3 +495,14 @@ def test_the_delivery_sensor_sends_what_is_due_and_checks_when_things_change(hom
             second = delivery_tick(instance, home, first.cursor)
         assert second.run_requests == []
         assert second.skip_message == "notifications: 0 sent, 0 queued, 0 dead"
+
+
+def test_notifications_added_later_page_only_what_is_detected_from_then_on(home) -> None:
+    land(home, "before.csv", burst(DAY, 3600))
+    assert run(home) == 0  # no notifications.yaml: recorded, nobody paged
+    with http_receiver() as receiver:
+        configure(home, hook(receiver.url))
+        land(home, "after.csv", burst(DAY, 20_000))
+        assert run(home) == 0
+    pages = receiver.accepted("/hook")
+    assert len(pages) == 2 and all(p.json["start"] > f"{DAY}T05" for p in pages)

@@ -1,8 +1,9 @@
 """What `incident_notifications` does for its days: compare the incidents the rules now see with
 what the outbox knows, and record the decisions and the events to send, in one transaction.
 
-Decisions are made whether or not channels are configured (an event with no channel is sent to
-nobody), so that configuring notifications pages what is detected from then on, not the past.
+Decisions are made whether or not notifications are configured: without notifications.yaml new
+incidents are recorded as not paged (so that adding the file pages what is detected from then
+on, not the past); with a broken one they are decided as usual and held until it is fixed.
 """
 
 import datetime as dt
@@ -102,10 +103,11 @@ def _digest_body(changes: list[Change], days: list[str]) -> dict:
 
 
 def decide(
-    home: Home, outbox: Outbox, days: list[str], backfill: bool, max_age_hours: float, now_us: int
+    home: Home, outbox: Outbox, days: list[str], quiet: str, max_age_hours: float, now_us: int
 ) -> dict[str, DayDecisions]:
     """Decide for `days` (their neighbours are read too: an incident can move across midnight)
-    and record it; returns what was decided per day."""
+    and record it; `quiet` says why new incidents are not paged (backfill, unconfigured) or is
+    "". Returns what was decided per day."""
     around = _neighbours(days)
     changes = reconcile(
         seen_incidents(home, around),
@@ -113,7 +115,7 @@ def decide(
         set(days),
         now_us,
         int(max_age_hours * MICROS_PER_HOUR),
-        backfill,
+        quiet,
     )
     events: list[tuple[Known | None, str, dict]] = [
         (c.known, c.status, event_body(home, c.known, c.status)) for c in changes if c.status

@@ -8,9 +8,9 @@ group's known incident (incidents of one group never overlap each other). Messag
 - `resolved`: it was sent open, and the data now shows it ended;
 - `updated`: its extent, peak or event count changed (also if it opened again);
 - `withdrawn`: a corrected file removed it.
-An incident that ended more than `max_age` before it was first seen is historical, and one first
-seen by a Dagster backfill run is not paged either: both are recorded, never paged, later
-changes included.
+An incident that ended more than `max_age` before it was first seen is historical; one first seen
+by a Dagster backfill run, or while no channel is configured, is not paged either: all are
+recorded, never paged, later changes included.
 """
 
 import dataclasses
@@ -47,7 +47,7 @@ class Known:
     open: bool
     state: str  # open | ended | withdrawn
     paged: bool
-    reason: str  # why not paged: historical | backfill ("" when paged)
+    reason: str  # why not paged: historical | backfill | unconfigured ("" when paged)
     revision: int  # of the last message sent about it (0: none)
 
 
@@ -121,10 +121,11 @@ def reconcile(
     days: set[str],
     now_us: int,
     max_age_us: int,
-    backfill: bool,
+    quiet: str = "",
 ) -> list[Change]:
     """The changes that bring `known` in line with `seen`. `seen` holds every incident of `days`
-    and of their neighbour days; only incidents of `days` are withdrawn when not seen."""
+    and of their neighbour days; only incidents of `days` are withdrawn when not seen. `quiet`
+    (backfill, unconfigured) says why new incidents are not paged at all."""
     by_id = {k.incident_id: k for k in known}
     claimed: set[str] = set()
     changes = []
@@ -145,8 +146,8 @@ def reconcile(
         if str(i.day) not in days:
             continue  # a neighbour day's new incident: its own day decides it
         state = "open" if s.open else "ended"
-        if backfill or i.end_us < now_us - max_age_us:
-            reason = "backfill" if backfill else "historical"
+        if quiet or i.end_us < now_us - max_age_us:
+            reason = quiet or "historical"
             changes.append(Change(_from(s, i.incident_id, False, reason, 0, state), None, True))
         else:
             changes.append(Change(_from(s, i.incident_id, True, "", 1, state), "firing", True))
