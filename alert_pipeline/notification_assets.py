@@ -55,6 +55,12 @@ def incident_notifications(
         for key, n in decisions.as_metadata().items():
             totals[key] = totals.get(key, 0) + n
     delivered = {"backfill": backfill, "delivery": delivery.text() if delivery else problem}
+    if delivery is not None:  # what this step sent and dead-lettered, and what is left queued
+        delivered |= {
+            "messages_sent": delivery.sent,
+            "messages_queued": delivery.queued,
+            "messages_dead": delivery.dead,
+        }
     yield from per_day_results(
         context,
         {day: decisions.as_metadata() | delivered for day, decisions in decided.items()},

@@ -5,6 +5,7 @@ nothing of the transport mocked."""
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import shutil
@@ -167,6 +168,44 @@ def test_a_flaky_receiver_gets_one_delivery_and_a_dead_one_a_dead_letter(home, c
         assert main(["notify", "--home", str(home), "--retry-dead"]) == 0
         assert len(receiver.accepted("/broken")) == 2
         assert main(["notify", "--home", str(home), "--status"]) == 0
+
+
+def test_retry_after_is_honoured_and_the_retry_budget_ends_in_a_dead_letter(home, capsys) -> None:
+    with http_receiver() as receiver:
+        configure(home, hook(receiver.url), retry_budget_hours=2 / 3600)  # two seconds
+        receiver.retry_after = "1.5"
+        receiver.answer("/hook", 429, *[503] * 50)  # the second message: refused, then down
+        land(home, "a.csv", burst(DAY, 3600))
+        assert run(home) == 0
+        tries: dict[str, list[float]] = {}
+        for r in receiver.requests:
+            tries.setdefault(r.headers["Idempotency-Key"], []).append(r.at)
+        waits = [b - a for times in tries.values() for a, b in itertools.pairwise(times)]
+        assert waits and min(waits) >= 1.5, waits  # never sooner than Retry-After
+        time.sleep(2)
+        assert main(["notify", "--home", str(home)]) == 0
+        out = capsys.readouterr().out
+        assert "1 dead" in out or "2 dead" in out
+    with open_outbox(Home(home)) as outbox:
+        dead = outbox.dead_letters()
+    assert dead and all(d["error"].endswith("(gave up)") for d in dead)
+
+
+def test_incidents_first_seen_by_a_backfill_are_recorded_not_paged(home) -> None:
+    with http_receiver() as receiver:
+        configure(home, hook(receiver.url))
+        land(home, "a.csv", burst(DAY, 3600))
+        resources = {"alert_home": AlertHome(path=str(home), settle_seconds=0)}
+        with DagsterInstance.ephemeral() as instance:
+            tags = {"dagster/backfill": "last-month"}
+            assert materialize(
+                ALL_ASSETS, partition_key=DAY, instance=instance, resources=resources, tags=tags
+            ).success
+        assert run(home) == 0  # and not paged later either
+    assert receiver.requests == []
+    report = json.loads((home / "reports" / DAY / "alert_report.json").read_text())
+    reasons = {i["reason"] for i in report["notifications"]["incidents"].values()}
+    assert reasons == {"backfill"}
 
 
 def test_a_receiver_down_for_a_whole_run_gets_it_from_the_next_notify(home, capsys) -> None:

@@ -13,21 +13,19 @@ from dataclasses import dataclass, field
 from alert_pipeline.notifications.lifecycle import Change, Known, Seen, reconcile
 from alert_pipeline.notifications.outbox import Outbox
 from alert_pipeline.report import incident_document, report_path
-from alert_pipeline.rules import RULES, Incident, incident_from_record
+from alert_pipeline.rules import MICROS_PER_SECOND, RULES, Incident, incident_from_record
 from alert_pipeline.warehouse import Home, read_incidents
-
-MICROS_PER_HOUR = 3_600_000_000
 
 
 @dataclass
 class DayDecisions:
-    """What was decided for one day: messages by status, incidents recorded but not paged."""
+    """What was decided for one day: messages queued by status, incidents not paged by reason."""
 
-    sent: dict[str, int] = field(default_factory=dict)  # status → events
-    not_paged: dict[str, int] = field(default_factory=dict)  # reason → new incidents
+    queued: dict[str, int] = field(default_factory=dict)  # firing | updated | … → messages
+    not_paged: dict[str, int] = field(default_factory=dict)  # historical | … → new incidents
 
     def as_metadata(self) -> dict[str, int]:
-        return {f"events_{s}": n for s, n in self.sent.items()} | {
+        return {f"queued_{s}": n for s, n in self.queued.items()} | {
             f"not_paged_{r}": n for r, n in self.not_paged.items()
         }
 
@@ -114,7 +112,7 @@ def decide(
         outbox.known(around),
         set(days),
         now_us,
-        int(max_age_hours * MICROS_PER_HOUR),
+        int(max_age_hours * 3600 * MICROS_PER_SECOND),
         quiet,
     )
     events: list[tuple[Known | None, str, dict]] = [
@@ -130,7 +128,7 @@ def decide(
         if day is None:
             continue
         if change.status:
-            day.sent[change.status] = day.sent.get(change.status, 0) + 1
+            day.queued[change.status] = day.queued.get(change.status, 0) + 1
         elif change in unpaged:
             day.not_paged[change.known.reason] = day.not_paged.get(change.known.reason, 0) + 1
     return decided

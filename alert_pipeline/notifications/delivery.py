@@ -19,12 +19,12 @@ from functools import partial
 from alert_pipeline.notifications.config import Notifications
 from alert_pipeline.notifications.outbox import Message, Outbox, open_outbox, outbox_path
 from alert_pipeline.notifications.transports import Outcome, send
+from alert_pipeline.rules import MICROS_PER_SECOND
 from alert_pipeline.warehouse import Home
 
 MAX_RETRY_SECONDS = 1800.0
 TRIES_PER_PASS = 3  # then the message waits for a later pass: a receiver that is down for long
 PARALLEL_SENDS = 8
-MICROS = 1_000_000
 
 
 @dataclass
@@ -43,7 +43,9 @@ class Delivery:
             return "notifications: another delivery is under way"
         text = f"notifications: {self.sent} sent, {self.queued} queued, {self.dead} dead"
         if self.queued and self.next_attempt_us:
-            when = time.strftime("%H:%M:%S UTC", time.gmtime(self.next_attempt_us / MICROS))
+            when = time.strftime(
+                "%H:%M:%S UTC", time.gmtime(self.next_attempt_us / MICROS_PER_SECOND)
+            )
             text += f" (next attempt {when})"
         return text
 
@@ -90,7 +92,7 @@ def deliver(
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + budget_seconds
     result = Delivery()
-    budget_us = int(notifications.retry_budget_hours * 3600 * MICROS)
+    budget_us = int(notifications.retry_budget_hours * 3600 * MICROS_PER_SECOND)
     tried: dict[int, int] = {}  # failed attempts in this pass
     rested: set[int] = set()  # tried enough in this pass: left for a later one
     with open(lock_path, "a") as lock:
@@ -106,7 +108,7 @@ def deliver(
                 batch = outbox.claim_due(now_us, 4 * PARALLEL_SENDS, skip=rested)
                 if not batch:
                     upcoming = outbox.next_attempt_us(skip=rested)
-                    wait = (upcoming - now_us) / MICROS if upcoming else None
+                    wait = (upcoming - now_us) / MICROS_PER_SECOND if upcoming else None
                     if wait is None or wait > wait_seconds or time.monotonic() + wait > deadline:
                         break
                     time.sleep(max(wait, 0.01))
@@ -127,7 +129,7 @@ def deliver(
                         delay = _backoff(
                             notifications.retry_first_seconds, message.attempts, outcome.retry_after
                         )
-                        retry_at = now_us + int(delay * MICROS)
+                        retry_at = now_us + int(delay * MICROS_PER_SECOND)
                         tried[message.id] = tried.get(message.id, 0) + 1
                         if tried[message.id] >= TRIES_PER_PASS:
                             rested.add(message.id)
