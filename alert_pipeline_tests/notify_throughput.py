@@ -19,6 +19,7 @@ from alert_pipeline.notifications.delivery import deliver
 from alert_pipeline.notifications.lifecycle import Known
 from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.pipeline import RULE_NAMES
+from alert_pipeline.rules import Incident
 from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.receivers import http_receiver
 
@@ -27,26 +28,29 @@ def queue(home: Home, messages: int) -> None:
     start = 1_631_577_600_000_000  # 2021-09-14
     known = [
         Known(
-            key=f"{n:016x}",
-            rule="fatal_errors_per_minute",
-            group_by=None,
-            group=None,
-            incident_id=f"{n:016x}",
-            partition="2021-09-14",
-            start_us=start + n * 120_000_000,
-            end_us=start + n * 120_000_000 + 60_000_000,
-            last_breach_us=start + n * 120_000_000,
-            peak_count=11,
-            event_count=11,
-            threshold=10,
-            window_us=60_000_000,
+            key=incident.incident_id,
+            incident=incident,
             open=False,
             state="ended",
             paged=True,
             reason="",
             revision=1,
         )
-        for n in range(messages)
+        for incident in (
+            Incident(
+                rule="fatal_errors_per_minute",
+                group_by=None,
+                group=None,
+                start_us=start + n * 120_000_000,
+                end_us=start + n * 120_000_000 + 60_000_000,
+                peak_count=11,
+                event_count=11,
+                threshold=10,
+                window_us=60_000_000,
+                last_breach_us=start + n * 120_000_000,
+            )
+            for n in range(messages)
+        )
     ]
     with open_outbox(home) as outbox:
         outbox.record([], [(k, "firing", event_body(home, k, "firing")) for k in known], start)

@@ -59,7 +59,7 @@ def test_historical_backfilled_and_unconfigured_incidents_are_recorded_not_paged
         assert change.status is None and change.new
         assert not change.known.paged and change.known.reason == reason
         [bigger] = decide([Seen(incident(peak=30), False)], [change.known])
-        assert bigger.status is None and bigger.known.peak_count == 30
+        assert bigger.status is None and bigger.known.incident.peak_count == 30
         [gone] = decide([], [bigger.known])
         assert gone.status is None and gone.known.state == "withdrawn"
 
@@ -69,7 +69,7 @@ def test_open_then_closed_is_resolved_and_a_later_change_updated() -> None:
     assert fired.status == "firing" and fired.known.state == "open"
     [resolved] = decide([Seen(incident(end=90, peak=14), open=False)], [fired.known])
     assert resolved.status == "resolved" and resolved.known.revision == 2
-    assert (resolved.known.end_us, resolved.known.state) == (T0 + 90 * S, "ended")
+    assert (resolved.known.incident.end_us, resolved.known.state) == (T0 + 90 * S, "ended")
     [updated] = decide([Seen(incident(end=95, peak=15), open=False)], [resolved.known])
     assert updated.status == "updated" and updated.known.revision == 3
 
@@ -80,7 +80,7 @@ def test_late_data_moving_the_start_keeps_the_first_key() -> None:
     assert earlier.incident_id != fired.known.key
     [moved] = decide([Seen(earlier, False)], [fired.known])
     assert moved.status == "updated" and not moved.new
-    assert moved.known.key == fired.known.key and moved.known.incident_id == earlier.incident_id
+    assert moved.known.key == fired.known.key and moved.known.incident == earlier
     # another group's incident at the same time is another incident
     other = incident(start=-30, group="other")
     [fired_other] = decide([Seen(earlier, False), Seen(other, False)], [moved.known])
@@ -102,7 +102,7 @@ def test_only_the_decided_days_withdraw_and_fire() -> None:
     neighbour = dataclasses.replace(incident(), start_us=T0 - 86_400 * S, end_us=T0 - 86_340 * S)
     assert decide([Seen(neighbour, False)], []) == []
     [fired] = decide([Seen(incident(), False)], [])
-    elsewhere = dataclasses.replace(fired.known, partition="2021-09-13")
+    elsewhere = dataclasses.replace(fired.known, incident=neighbour)
     assert decide([], [elsewhere]) == []
 
 

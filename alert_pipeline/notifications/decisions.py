@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from alert_pipeline.notifications.lifecycle import Change, Known, Seen, reconcile
 from alert_pipeline.notifications.outbox import Outbox
 from alert_pipeline.report import incident_document, report_path
-from alert_pipeline.rules import MICROS_PER_SECOND, RULES, Incident, incident_from_record
+from alert_pipeline.rules import MICROS_PER_SECOND, RULES, incident_from_record
 from alert_pipeline.warehouse import Home, read_incidents
 
 
@@ -55,24 +55,9 @@ def seen_incidents(home: Home, days: set[str]) -> list[Seen]:
     return seen
 
 
-def _incident(known: Known) -> Incident:
-    return Incident(
-        rule=known.rule,
-        group_by=known.group_by,
-        group=known.group,
-        start_us=known.start_us,
-        end_us=known.end_us,
-        peak_count=known.peak_count,
-        event_count=known.event_count,
-        threshold=known.threshold,
-        window_us=known.window_us,
-        last_breach_us=known.last_breach_us,
-    )
-
-
 def event_body(home: Home, known: Known, status: str) -> dict:
     """The message about an incident, as every channel renders it: the incident summary only."""
-    document = incident_document(_incident(known))
+    document = incident_document(known.incident)
     return document | {
         "incident_id": known.key,  # the key it was first paged under, whatever its start now
         "detected_incident_id": document["incident_id"],
@@ -88,7 +73,8 @@ def _digest_body(changes: list[Change], days: list[str]) -> dict:
     counts: dict[str, dict[str, int]] = {}
     for change in changes:
         by_rule = counts.setdefault(change.known.reason, {})
-        by_rule[change.known.rule] = by_rule.get(change.known.rule, 0) + 1
+        rule = change.known.incident.rule
+        by_rule[rule] = by_rule.get(rule, 0) + 1
     keys = sorted(change.known.key for change in changes)
     return {
         "kind": "digest",

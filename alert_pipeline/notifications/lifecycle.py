@@ -29,26 +29,20 @@ class Seen:
 
 @dataclass(frozen=True)
 class Known:
-    """An incident as decided before (one row of the outbox)."""
+    """An incident as decided before (one row of the outbox): as it was last seen, and the key
+    it was first paged under."""
 
     key: str
-    rule: str
-    group_by: str | None
-    group: str | None
-    incident_id: str
-    partition: str
-    start_us: int
-    end_us: int
-    last_breach_us: int
-    peak_count: int
-    event_count: int
-    threshold: int
-    window_us: int
+    incident: Incident
     open: bool
     state: str  # open | ended | withdrawn
     paged: bool
     reason: str  # why not paged: historical | backfill | unconfigured ("" when paged)
     revision: int  # of the last message sent about it (0: none)
+
+    @property
+    def partition(self) -> str:
+        return str(self.incident.day)
 
 
 @dataclass(frozen=True)
@@ -61,45 +55,22 @@ class Change:
     new: bool = False
 
 
-def _from(seen: Seen, key: str, paged: bool, reason: str, revision: int, state: str) -> Known:
-    i = seen.incident
-    return Known(
-        key=key,
-        rule=i.rule,
-        group_by=i.group_by,
-        group=i.group,
-        incident_id=i.incident_id,
-        partition=str(i.day),
-        start_us=i.start_us,
-        end_us=i.end_us,
-        last_breach_us=i.last_breach_us,
-        peak_count=i.peak_count,
-        event_count=i.event_count,
-        threshold=i.threshold,
-        window_us=i.window_us,
-        open=seen.open,
-        state=state,
-        paged=paged,
-        reason=reason,
-        revision=revision,
-    )
-
-
 def _summary(k: Known) -> tuple:
-    return (k.incident_id, k.start_us, k.end_us, k.peak_count, k.event_count, k.open)
+    i = k.incident
+    return (i.incident_id, i.start_us, i.end_us, i.peak_count, i.event_count, k.open)
 
 
 def _same_group(k: Known, i: Incident) -> bool:
-    return (k.rule, k.group_by, k.group) == (i.rule, i.group_by, i.group)
+    return (k.incident.rule, k.incident.group_by, k.incident.group) == (i.rule, i.group_by, i.group)
 
 
 def _overlaps(k: Known, i: Incident) -> bool:
-    return k.start_us < i.end_us and i.start_us < k.end_us
+    return k.incident.start_us < i.end_us and i.start_us < k.incident.end_us
 
 
 def _follow(known: Known, seen: Seen) -> Change | None:
     """The change of a known incident now seen as `seen`, if anything changed."""
-    now = _from(seen, known.key, known.paged, known.reason, known.revision, known.state)
+    now = dataclasses.replace(known, incident=seen.incident, open=seen.open)
     if known.state != "withdrawn" and _summary(now) == _summary(known):
         return None
     if not known.paged:
@@ -126,7 +97,7 @@ def reconcile(
     """The changes that bring `known` in line with `seen`. `seen` holds every incident of `days`
     and of their neighbour days; only incidents of `days` are withdrawn when not seen. `quiet`
     (backfill, unconfigured) says why new incidents are not paged at all."""
-    by_id = {k.incident_id: k for k in known}
+    by_id = {k.incident.incident_id: k for k in known}
     claimed: set[str] = set()
     changes = []
     for s in sorted(seen, key=lambda s: (s.incident.start_us, s.incident.rule)):
@@ -136,7 +107,7 @@ def reconcile(
             overlapping = [
                 k for k in known if k.key not in claimed and _same_group(k, i) and _overlaps(k, i)
             ]
-            match = min(overlapping, key=lambda k: k.start_us, default=None)
+            match = min(overlapping, key=lambda k: k.incident.start_us, default=None)
         if match is not None:
             claimed.add(match.key)
             change = _follow(match, s)
@@ -148,9 +119,13 @@ def reconcile(
         state = "open" if s.open else "ended"
         if quiet or i.end_us < now_us - max_age_us:
             reason = quiet or "historical"
-            changes.append(Change(_from(s, i.incident_id, False, reason, 0, state), None, True))
+            changes.append(
+                Change(Known(i.incident_id, i, s.open, state, False, reason, 0), None, True)
+            )
         else:
-            changes.append(Change(_from(s, i.incident_id, True, "", 1, state), "firing", True))
+            changes.append(
+                Change(Known(i.incident_id, i, s.open, state, True, "", 1), "firing", True)
+            )
     for k in known:
         if k.key in claimed or k.partition not in days or k.state == "withdrawn":
             continue

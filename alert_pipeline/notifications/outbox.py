@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alert_pipeline.notifications.lifecycle import Change, Known
+from alert_pipeline.rules import Incident
 from alert_pipeline.warehouse import Home
 
 SCHEMA = """
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS threads (
     PRIMARY KEY (channel, key)
 );
 """
-KNOWN_COLUMNS = [f.name for f in dataclasses.fields(Known)]
+INCIDENT_COLUMNS = [f.name for f in dataclasses.fields(Incident)]
+DECISION_COLUMNS = ["key", "open", "state", "paged", "reason", "revision"]
 
 
 def outbox_path(home: Home) -> Path:
@@ -108,13 +110,18 @@ class Outbox:
 
     def known(self, partitions: Iterable[str]) -> list[Known]:
         days = sorted(set(partitions))
+        columns = [*INCIDENT_COLUMNS, *DECISION_COLUMNS]
         rows = self.db.execute(
-            f"SELECT {', '.join(_column(c) for c in KNOWN_COLUMNS)} FROM incidents "
+            f"SELECT {', '.join(_column(c) for c in columns)} FROM incidents "
             f"WHERE partition IN ({', '.join('?' * len(days))})",
             days,
         ).fetchall()
-        known = [dict(zip(KNOWN_COLUMNS, row, strict=True)) for row in rows]
-        return [Known(**k | {"open": bool(k["open"]), "paged": bool(k["paged"])}) for k in known]
+        known = []
+        for row in rows:
+            incident = Incident(*row[: len(INCIDENT_COLUMNS)])
+            key, is_open, state, paged, reason, revision = row[len(INCIDENT_COLUMNS) :]
+            known.append(Known(key, incident, bool(is_open), state, bool(paged), reason, revision))
+        return known
 
     def record(
         self, changes: list[Change], events: list[tuple[Known | None, str, dict]], now_us: int
@@ -122,11 +129,15 @@ class Outbox:
         """Store the decisions and the events they send, in one transaction."""
         with self.transaction() as db:
             for change in changes:
-                k = dataclasses.asdict(change.known)
+                k = change.known
+                row = dataclasses.asdict(k.incident) | {
+                    name: getattr(k, name) for name in DECISION_COLUMNS
+                }
+                row |= {"incident_id": k.incident.incident_id, "partition": k.partition}
                 db.execute(
-                    f"INSERT OR REPLACE INTO incidents ({', '.join(_column(c) for c in k)}, "
-                    f"decided_us) VALUES ({', '.join('?' * len(k))}, ?)",
-                    [*k.values(), now_us],
+                    f"INSERT OR REPLACE INTO incidents ({', '.join(_column(c) for c in row)}, "
+                    f"decided_us) VALUES ({', '.join('?' * len(row))}, ?)",
+                    [*row.values(), now_us],
                 )
             for known, status, body in events:
                 key = known.key if known else body["key"]
@@ -137,7 +148,7 @@ class Outbox:
                         key,
                         known.revision if known else 0,
                         status,
-                        known.rule if known else None,
+                        known.incident.rule if known else None,
                         known.partition if known else body["partition"],
                         json.dumps(body, sort_keys=True),
                         now_us,
