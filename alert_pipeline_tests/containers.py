@@ -1,0 +1,168 @@
+"""The Compose stack run for real: the project's Dockerfile built and its docker-compose.yml run by
+docker-compose v1 against podman's Docker-compatible API (deploy/podman/up.sh), for
+`test_containers.py`.
+
+The base images `python:3.11-slim-bookworm` and `postgres:16` are stand-ins built locally from
+Debian bookworm (no image registry is reachable here): see deploy/podman/.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from alert_pipeline_tests.stack import REPO, free_port, graphql
+
+PODMAN = REPO / "deploy" / "podman"
+SERVICES = ("postgres", "user_code", "webserver", "daemon")
+HEALTH_TIMEOUT = 240
+DATA = "/opt/dagster/data"  # ALERT_PIPELINE_HOME inside user_code (the pipeline_data volume)
+
+
+def podman_problem() -> str | None:
+    """Why the stack cannot run here (None: it can)."""
+    if os.geteuid() != 0:
+        return "podman here needs root (mounts, networks)"
+    missing = [t for t in ("podman", "docker-compose", "debootstrap", "catatonit", "runc")]
+    missing = [t for t in missing if not shutil.which(t) and not Path(f"/usr/bin/{t}").exists()]
+    if missing:
+        return f"not installed: {', '.join(missing)} (Debian packages; .ci/run installs them)"
+    return None
+
+
+@dataclass
+class PodmanStack:
+    """One Compose project (a copy of the repository's tracked files and a generated .env) and
+    the podman state (API socket, healthcheck pump, logs) of its run."""
+
+    project: Path
+    state: Path
+    port: int
+
+    @classmethod
+    def prepare(cls, root: Path, variables: dict[str, str]) -> "PodmanStack":
+        """Copy what git tracks (Dockerfile, docker-compose.yml, sources) and write a .env:
+        the project's files unchanged, only the settings of `.env` chosen here."""
+        project = root / f"alertpipeline{os.getpid()}"  # the Compose project name
+        tracked = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+        ).stdout.split(b"\0")
+        for name in filter(None, tracked):
+            source = REPO / os.fsdecode(name)
+            if source.is_file():
+                target = project / os.fsdecode(name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        port = free_port()
+        settings = {
+            "POSTGRES_PASSWORD": "containers-test-password",
+            "DAGSTER_POSTGRES_PASSWORD": "containers-test-password",
+            "WEBSERVER_PORT": str(port),
+            **variables,
+        }
+        lines = [
+            line
+            for line in (REPO / ".env.example").read_text().splitlines()
+            if line.split("=")[0] not in settings
+        ]
+        (project / ".env").write_text(
+            "\n".join(lines + [f"{k}={v}" for k, v in settings.items()]) + "\n"
+        )
+        return cls(project, root / "podman-state", port)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return os.environ | {
+            "STATE": str(self.state),
+            "CONTAINERS_CONF": str(PODMAN / "containers.conf"),
+            "DOCKER_HOST": f"unix://{self.state}/podman.sock",
+        }
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> float:
+        """Build the image and start the stack; seconds it took (base images included)."""
+        started = time.monotonic()
+        self._run(["bash", str(PODMAN / "up.sh"), str(self.project)], timeout=1800)
+        return time.monotonic() - started
+
+    def down(self, volumes: bool = True) -> None:
+        if volumes:
+            self._run(["bash", str(PODMAN / "down.sh"), str(self.project)], check=False)
+        else:
+            self.compose("down")
+
+    def compose(self, *args: str, timeout: float = 300) -> str:
+        return self._run(["docker-compose", *args], timeout=timeout)
+
+    def podman(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        return self._run(["podman", *args], check=check, timeout=timeout)
+
+    def _run(self, argv: list[str], check: bool = True, timeout: float = 300) -> str:
+        result = subprocess.run(
+            argv,
+            cwd=self.project,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{argv} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result.stdout
+
+    def container(self, service: str) -> str:
+        return f"{self.project.name}_{service}_1"
+
+    def exec(self, service: str, *argv: str, check: bool = True) -> str:
+        return self.podman("exec", self.container(service), *argv, check=check)
+
+    def health(self) -> dict[str, str]:
+        statuses = {}
+        for service in SERVICES:
+            out = self.podman(
+                "inspect", "--format", "{{json .State}}", self.container(service), check=False
+            )
+            state = json.loads(out) if out.strip() else {}
+            health = (state.get("Health") or state.get("Healthcheck") or {}).get("Status")
+            statuses[service] = health or state.get("Status", "missing")
+        return statuses
+
+    def wait_healthy(self) -> float:
+        started = time.monotonic()
+        while (statuses := self.health()) and set(statuses.values()) != {"healthy"}:
+            if time.monotonic() - started > HEALTH_TIMEOUT:
+                raise AssertionError(
+                    f"not healthy after {HEALTH_TIMEOUT} s: {statuses}\n{self.logs()}"
+                )
+            time.sleep(2)
+        return time.monotonic() - started
+
+    def logs(self, lines: int = 40) -> str:
+        return "\n".join(
+            f"--- {service}\n"
+            + self.podman("logs", "--tail", str(lines), self.container(service), check=False)
+            for service in SERVICES
+        )
+
+    def graphql(self, text: str, variables: dict | None = None) -> dict:
+        return graphql(self.url, text, variables, timeout=60)
+
+    def drop(self, path: Path) -> None:
+        """A file into the landing folder of the data volume the way writers should: copied
+        under a name the sensor ignores, then renamed."""
+        target = f"{DATA}/incoming/{path.name}"
+        self.podman("cp", str(path), f"{self.container('user_code')}:{target}.part")
+        self.exec("user_code", "mv", f"{target}.part", target)
+
+    def copy_out(self, inside: str, outside: Path) -> Path:
+        outside.parent.mkdir(parents=True, exist_ok=True)
+        self.podman("cp", f"{self.container('user_code')}:{inside}", str(outside))
+        return outside
