@@ -62,7 +62,11 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
         wbufsize = 1 << 16  # one write per reply, flushed when it is complete
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request: nothing was received
+                self.close_connection = True
+                return
             time.sleep(receiver.delay)
             status = receiver._next_status(self.path)
             reply = b"ok"
