@@ -24,12 +24,12 @@ test: $(STAMP)
 		--cov-fail-under=90
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check alert_pipeline alert_pipeline_tests
-	$(BIN)/ruff check alert_pipeline alert_pipeline_tests
+	$(BIN)/ruff format --check alert_pipeline alert_pipeline_tests docs/examples
+	$(BIN)/ruff check alert_pipeline alert_pipeline_tests docs/examples
 
 format: $(STAMP)
-	$(BIN)/ruff format alert_pipeline alert_pipeline_tests
-	$(BIN)/ruff check --fix alert_pipeline alert_pipeline_tests
+	$(BIN)/ruff format alert_pipeline alert_pipeline_tests docs/examples
+	$(BIN)/ruff check --fix alert_pipeline alert_pipeline_tests docs/examples
 
 # The Dagster UI on the same home as the demo, so its materializations are visible.
 ui: $(STAMP)

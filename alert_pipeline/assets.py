@@ -7,6 +7,7 @@ run may cover a range of days (single-run backfills).
 import warnings
 from collections.abc import Iterator
 
+import pydantic
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -18,7 +19,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
-    Field,
+    Config,
     MaterializeResult,
     MetadataValue,
     OpExecutionContext,
@@ -31,6 +32,7 @@ from dagster import (
 
 from alert_pipeline.partitions import daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
+from alert_pipeline.registry import RULES
 from alert_pipeline.report import (
     DayReport,
     escape_markdown,
@@ -39,7 +41,6 @@ from alert_pipeline.report import (
 )
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import (
-    RULES,
     Incident,
     SlidingWindowRule,
     lookback_days,
@@ -234,8 +235,30 @@ def incidents_markdown(incidents: list[Incident]) -> str:
     return "\n".join(lines)
 
 
+def rule_config_class(rule: SlidingWindowRule) -> type[Config]:
+    """The typed run config of a rule's asset, defaulting to the registered settings (so the
+    launchpad shows them)."""
+    return pydantic.create_model(
+        "".join(part.title() for part in rule.name.split("_")) + "Config",
+        __base__=Config,
+        threshold=(
+            int,
+            pydantic.Field(rule.threshold, ge=1, description="more than this many events …"),
+        ),
+        window_seconds=(
+            float,
+            pydantic.Field(float(rule.window_seconds), gt=0, description="… in less than this"),
+        ),
+        severities=(
+            list[str],
+            pydantic.Field(sorted(rule.severities), description="severities that count"),
+        ),
+    )
+
+
 def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
     """One daily asset per registered rule; threshold, window and severities are run config."""
+    rule_config = rule_config_class(rule)
 
     @asset(
         name=rule.name,
@@ -252,22 +275,16 @@ def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
                 ),
             )
         ],
-        config_schema={
-            "threshold": Field(int, default_value=rule.threshold),
-            "window_seconds": Field(float, default_value=float(rule.window_seconds)),
-            "severities": Field([str], default_value=sorted(rule.severities)),
-        },
         group_name="alerts",
         kinds={"python"},
     )
     def _rule_asset(
-        context: AssetExecutionContext, alert_home: AlertHome
+        context: AssetExecutionContext, config: rule_config, alert_home: AlertHome
     ) -> Iterator[MaterializeResult | AssetMaterialization]:
-        config = context.op_execution_context.op_config
         configured = rule.with_overrides(
-            threshold=config["threshold"],
-            window_seconds=config["window_seconds"],
-            severities=frozenset(config["severities"]),
+            threshold=config.threshold,
+            window_seconds=config.window_seconds,
+            severities=frozenset(config.severities),
         )
         home = alert_home.home()
         found = {day: detect_and_store(home, configured, day) for day in context.partition_keys}

@@ -155,7 +155,7 @@ def _from_json(document: dict[str, list]) -> BreachSets:
 def home_figures(home_path: Path) -> dict:
     """From a home a project competitor wrote: records stored / quarantined, breach events per
     rule recomputed from the warehouse, and problems if its stored incidents do not match them."""
-    from alert_pipeline.rules import RULES
+    from alert_pipeline.registry import RULES
     from alert_pipeline.warehouse import Home, days_with_data, read_events, read_ledger
 
     home = Home(home_path)
@@ -202,8 +202,8 @@ def home_figures(home_path: Path) -> dict:
 def run_project(csv: Path, scratch: Path) -> dict:
     """The project's own code in this process, as the assets run it, without Dagster."""
     from alert_pipeline.pipeline import detect_and_store, report_day
+    from alert_pipeline.registry import RULES
     from alert_pipeline.resources import AlertHome
-    from alert_pipeline.rules import RULES
     from alert_pipeline.warehouse import Home, days_with_data, ingest_pending
 
     home = Home(scratch / "home").create()
@@ -264,7 +264,7 @@ def duckdb_rule_sql(parquet: Path, rule) -> str:
 def run_duckdb(csv: Path, scratch: Path) -> dict:
     import duckdb
 
-    from alert_pipeline.rules import RULES
+    from alert_pipeline.registry import RULES
 
     parquet = scratch / "logs.parquet"
     rss_after_imports = _self_maxrss_kb()
@@ -298,7 +298,7 @@ def run_pandas_seed(csv: Path, scratch: Path) -> dict:
     """What users start from: the whole file in a DataFrame and `rolling(...).count()`."""
     import pandas as pd
 
-    from alert_pipeline.rules import RULES
+    from alert_pipeline.registry import RULES
 
     rss_after_imports = _self_maxrss_kb()
     start = time.perf_counter()
@@ -691,7 +691,7 @@ def run_bench(
 
 
 def _window_us(rule_name: str) -> int:
-    from alert_pipeline.rules import RULES
+    from alert_pipeline.registry import RULES
 
     return next(rule.window_us for rule in RULES if rule.name == rule_name)
 

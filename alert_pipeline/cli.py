@@ -37,6 +37,7 @@ def say(lines: Iterable[str], stream=None) -> None:
 def home_folder(text: str | None, create: bool):
     """The home of `--home` (default $ALERT_PIPELINE_HOME, else data), which must exist unless
     `create`: a typo must not start an empty home that reports "nothing new"."""
+    from alert_pipeline.registry import use_home
     from alert_pipeline.resources import DEFAULT_HOME
     from alert_pipeline.warehouse import Home
 
@@ -50,6 +51,7 @@ def home_folder(text: str | None, create: bool):
         raise PipelineError(
             f"the home folder {path.absolute()} does not exist (check the path, or add --create)"
         )
+    use_home(path.absolute())  # its rules.yaml, before the pipeline's modules load the rules
     return Home(path).create()
 
 

@@ -4,7 +4,9 @@ Every run executes in one process (`in_process_executor`): its steps share the r
 holds the run's lock (runs.py), and a day's few steps do not pay a process start each.
 """
 
-from dagster import Definitions, in_process_executor
+import os
+
+from dagster import Definitions, EnvVar, in_process_executor
 
 from alert_pipeline.assets import (
     alert_report,
@@ -30,12 +32,24 @@ from alert_pipeline.sensors import (
     notification_delivery_sensor,
 )
 
+# Settings given in the environment reach the resource as EnvVar: the UI shows their source.
+alert_home = AlertHome(
+    **{
+        field: EnvVar(variable)
+        for field, variable in (
+            ("path", "ALERT_PIPELINE_HOME"),
+            ("start_date", "ALERT_PIPELINE_START_DATE"),
+        )
+        if os.environ.get(variable)
+    }
+)
+
 defs = Definitions(
     assets=[validated_logs, *rule_assets, incident_notifications, alert_report],
     asset_checks=[undated_records_check, notification_config_check, dead_letters_check],
     jobs=[ingest_job, daily_alerts_job, undated_check_job, notification_checks_job],
     sensors=[landing_folder_sensor, notification_delivery_sensor],
     schedules=[daily_alerts_schedule],
-    resources={"alert_home": AlertHome()},
+    resources={"alert_home": alert_home},
     executor=in_process_executor,
 )

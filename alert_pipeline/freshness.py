@@ -13,6 +13,7 @@ Writers read the ledger before the data, so a change racing with a run can only 
 look older than they are (and be rebuilt), never newer.
 """
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -44,12 +45,22 @@ def day_states(ledger: dict[str, dict]) -> dict[str, str]:
 
 
 def rule_settings(rule: SlidingWindowRule) -> dict:
-    return {
+    """What a rule's output depends on besides the data: a custom rule's class and settings too."""
+    settings = {
         "threshold": rule.threshold,
         "window_us": rule.window_us,
         "group_by": rule.group_by,
         "severities": sorted(rule.severities),
     }
+    if type(rule) is not SlidingWindowRule:
+        base = {f.name for f in dataclasses.fields(SlidingWindowRule)}
+        settings["class"] = f"{type(rule).__module__}:{type(rule).__qualname__}"
+        settings |= {
+            f.name: str(getattr(rule, f.name))
+            for f in dataclasses.fields(rule)
+            if f.name not in base
+        }
+    return settings
 
 
 def _days(first: dt.date, last: dt.date) -> list[str]:

@@ -30,6 +30,7 @@ from alert_pipeline.schema import (
     CATEGORY_COLUMNS,
     COLUMNS,
     INTEGER_COLUMNS,
+    PANDAS_TYPES,
     REQUIRED_COLUMNS,
     TIME_COLUMN,
     ValidatedLog,
@@ -56,11 +57,6 @@ PARSE_TYPES = {
     for name in COLUMNS
 }
 TYPED_SCHEMA = pa.schema([field.with_nullable(True) for field in ARROW_SCHEMA])
-PANDAS_TYPES = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-    pa.string(): pd.StringDtype("pyarrow"),
-}
 
 
 class FileRejected(Exception):

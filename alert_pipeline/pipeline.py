@@ -18,10 +18,10 @@ from alert_pipeline.notifications.config import config_path, load_notifications,
 from alert_pipeline.notifications.decisions import DayDecisions, decide
 from alert_pipeline.notifications.delivery import Delivery, deliver
 from alert_pipeline.notifications.outbox import day_summaries, open_outbox
+from alert_pipeline.registry import RULES
 from alert_pipeline.report import DayReport, plot_fatal_per_minute, write_report
 from alert_pipeline.rules import (
     DEFAULT_SEVERITIES,
-    RULES,
     DayDetection,
     Incident,
     SlidingWindowRule,

@@ -9,10 +9,15 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
@@ -73,9 +78,29 @@ class Events:
             raise ValueError("times and groups must have the same length")
 
 
+def severity_mask(severity: pa.Array | pa.ChunkedArray, severities: Iterable[str]) -> pa.Array:
+    """Case-insensitive, trimmed severity membership; computed once per dictionary value (storage
+    hands `severity` over dictionary-encoded), not per row."""
+    wanted = pa.array(sorted(severities), pa.string())
+    if isinstance(severity, pa.ChunkedArray):
+        severity = severity.combine_chunks()
+    if pa.types.is_dictionary(severity.type):
+        normal = pc.utf8_lower(pc.utf8_trim_whitespace(severity.dictionary.cast(pa.string())))
+        member = pc.fill_null(pc.is_in(normal, wanted), False)
+        return pc.fill_null(pc.take(member, severity.indices), False)
+    text = severity.cast(pa.string())
+    return pc.fill_null(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(text)), wanted), False)
+
+
 @dataclass(frozen=True)
 class SlidingWindowRule:
-    """More than `threshold` events within less than `window_seconds`, per `group_by` value."""
+    """More than `threshold` events within less than `window_seconds`, per `group_by` value.
+
+    The base class of every rule. Which records are events is `select` (by default: a severity
+    in `severities`); a custom rule subclasses this, overrides `select` and lists the extra
+    columns it reads in `reads`. Counting stays exact and shared (the Strategy pattern: the rule
+    picks the events, the engine finds the incidents).
+    """
 
     name: str
     threshold: int
@@ -84,7 +109,11 @@ class SlidingWindowRule:
     severities: frozenset[str] = field(default=DEFAULT_SEVERITIES)
     description: str = ""
 
+    reads: ClassVar[tuple[str, ...]] = ()  # columns `select` needs besides date and severity
+
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            raise ValueError(f"rule {self.name!r}: the name may hold only letters, digits and _")
         if self.threshold < 1:
             raise ValueError(f"rule {self.name}: threshold must be at least 1")
         if self.window_seconds <= 0:
@@ -100,11 +129,42 @@ class SlidingWindowRule:
     @property
     def columns(self) -> list[str]:
         """The only columns this rule reads from storage."""
-        return ["date", "severity"] + ([self.group_by] if self.group_by else [])
+        extra = [self.group_by] if self.group_by else []
+        return list(dict.fromkeys(["date", "severity", *extra, *self.reads]))
 
     def with_overrides(self, **overrides: object) -> "SlidingWindowRule":
         """The same rule with configured threshold / window / severities (None keeps the default)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def select(self, records: pd.DataFrame) -> "pd.Series | np.ndarray":
+        """Which records are events (a boolean per row). `records` holds `self.columns`."""
+        return severity_mask(pa.array(records["severity"]), self.severities).to_numpy(
+            zero_copy_only=False
+        )
+
+    def event_mask(self, records: pa.Table | pa.RecordBatch) -> pa.Array:
+        """`select` over Arrow data; the default runs on Arrow without a pandas round trip."""
+        if type(self).select is SlidingWindowRule.select:
+            return severity_mask(records.column("severity"), self.severities)
+        chosen = self.select(records.to_pandas())
+        return pa.array(np.asarray(chosen, dtype=bool))
+
+    def events(self, records: pa.Table, data_until_us: int | None = None) -> Events:
+        """The events among `records` (holding `self.columns`, `date` as timestamps): their times
+        and, for a grouped rule, dictionary codes of their group (a missing group is its own)."""
+        chosen = records.filter(self.event_mask(records))
+        times = chosen.column("date").cast(pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy()
+        if self.group_by is None:
+            return Events(times, data_until_us=data_until_us)
+        column = chosen.column(self.group_by)
+        if not pa.types.is_dictionary(column.type):
+            column = pc.dictionary_encode(column.cast(pa.string()))
+        encoded = pa.table({"group": column}).unify_dictionaries().column("group").combine_chunks()
+        if not isinstance(encoded, pa.DictionaryArray):  # no chunks at all
+            encoded = pa.array([], pa.dictionary(pa.int32(), pa.string()))
+        labels = [*encoded.dictionary.to_pylist(), None]  # the last code: a missing value
+        codes = pc.fill_null(encoded.indices, len(labels) - 1).to_numpy(zero_copy_only=False)
+        return Events(times, codes, labels, data_until_us)
 
     def detect(self, events: Events) -> list[Incident]:
         """All incidents in `events`, exact, vectorized over events (a loop only over incidents)."""
@@ -244,21 +304,3 @@ def detect_for_day(
         if complete or last >= last_data_day:
             return DayDetection(incidents, first, last, complete, events.data_until_us)
         last += dt.timedelta(days=1)
-
-
-# The registry: one Dagster asset is built per entry. Add a rule by adding an entry here.
-RULES: tuple[SlidingWindowRule, ...] = (
-    SlidingWindowRule(
-        name="fatal_errors_per_minute",
-        threshold=10,
-        window_seconds=60,
-        description="More than 10 fatal errors in less than a minute, over all traffic.",
-    ),
-    SlidingWindowRule(
-        name="fatal_errors_per_bundle_per_hour",
-        threshold=10,
-        window_seconds=3600,
-        group_by="bundle_id",
-        description="More than 10 fatal errors in less than an hour for one app (bundle_id).",
-    ),
-)

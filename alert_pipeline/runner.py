@@ -16,9 +16,9 @@ from alert_pipeline.notifications.delivery import deliver
 from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.partitions import day_ranges, range_tags
 from alert_pipeline.pipeline import RULE_NAMES
+from alert_pipeline.registry import RULES
 from alert_pipeline.report import read_report_document
 from alert_pipeline.resources import AlertHome
-from alert_pipeline.rules import RULES
 from alert_pipeline.runs import LAUNCHED_BY, fail_orphaned_runs
 from alert_pipeline.sensors import stale_partitions
 from alert_pipeline.warehouse import (

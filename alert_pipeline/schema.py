@@ -112,5 +112,11 @@ INTEGER_COLUMNS: tuple[str, ...] = tuple(
 CATEGORY_COLUMNS: tuple[str, ...] = tuple(
     field.name for field in ARROW_SCHEMA if arrow.types.is_dictionary(field.type)
 )
+# Arrow → pandas as the model types them (dictionaries become categoricals on their own).
+PANDAS_TYPES = {
+    arrow.int64(): pd.Int64Dtype(),
+    arrow.bool_(): pd.BooleanDtype(),
+    arrow.string(): TEXT,
+}
 
 assert tuple(SCHEMA.columns) == COLUMNS, "the Pandera model must list the columns in file order"

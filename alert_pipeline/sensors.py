@@ -44,8 +44,9 @@ from alert_pipeline.notifications.delivery import deliver
 from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.partitions import daily_partitions, day_ranges, range_tags
 from alert_pipeline.pipeline import RULE_NAMES
+from alert_pipeline.registry import RULES
 from alert_pipeline.resources import SCHEDULE_CRON, SENSOR_INTERVAL_SECONDS, AlertHome
-from alert_pipeline.rules import RULES, lookback_days
+from alert_pipeline.rules import lookback_days
 from alert_pipeline.runs import (
     INPUTS,
     LAUNCHED_BY,

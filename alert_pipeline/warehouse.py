@@ -48,7 +48,14 @@ from alert_pipeline.loader import (
     read_header,
     renumber,
 )
-from alert_pipeline.rules import MICROS_PER_DAY, Events, SlidingWindowRule, day_of_us, day_start_us
+from alert_pipeline.rules import (
+    MICROS_PER_DAY,
+    Events,
+    SlidingWindowRule,
+    day_of_us,
+    day_start_us,
+    severity_mask,
+)
 from alert_pipeline.schema import ARROW_SCHEMA
 
 LOG_SUFFIXES = (".csv", ".csv.gz")
@@ -719,46 +726,23 @@ def day_batches(home: Home, day: str, columns: list[str]) -> Iterator[pa.RecordB
         yield from pq.ParquetFile(part).iter_batches(batch_size=1 << 20, columns=columns)
 
 
-def fatal_mask(severity: pa.Array, severities: Iterable[str]) -> pa.Array:
-    """Case-insensitive severity membership, computed once per dictionary value, not per row."""
-    wanted = pa.array(sorted(severities), pa.string())
-    if pa.types.is_dictionary(severity.type):
-        normal = pc.utf8_lower(pc.utf8_trim_whitespace(severity.dictionary))
-        member = pc.fill_null(pc.is_in(normal, wanted), False)
-        return pc.fill_null(pc.take(member, severity.indices), False)
-    return pc.fill_null(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(severity)), wanted), False)
-
-
 def _fatal_batches(
     home: Home, day: str, columns: list[str], severities: Iterable[str]
 ) -> Iterator[pa.RecordBatch]:
     for batch in day_batches(home, day, columns):
-        yield batch.filter(fatal_mask(batch.column("severity"), severities))
+        yield batch.filter(severity_mask(batch.column("severity"), severities))
 
 
 def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
-    """Fatal events of `rule` over the given days, reading only the columns the rule needs and
-    keeping only the fatal rows of each row group."""
+    """Events of `rule` over the given days, reading only the columns the rule needs and keeping
+    only the rule's events of each row group."""
     schema = pa.schema([ARROW_SCHEMA.field(c) for c in rule.columns])
     batches = [
-        batch.cast(schema)
+        batch.cast(schema).filter(rule.event_mask(batch))
         for day in days
-        for batch in _fatal_batches(home, day, rule.columns, rule.severities)
+        for batch in day_batches(home, day, rule.columns)
     ]
-    table = pa.Table.from_batches(batches, schema=schema)
-    times = table.column("date").cast(pa.int64()).to_numpy()
-    until = newest_record_us(home, days)
-    if rule.group_by is None:
-        return Events(times, data_until_us=until)
-    column = table.column(rule.group_by)
-    if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column)
-    encoded = pa.table({"group": column}).unify_dictionaries().column("group").combine_chunks()
-    if not isinstance(encoded, pa.DictionaryArray):  # no chunks at all
-        encoded = pa.array([], schema.field(rule.group_by).type)
-    labels = [*encoded.dictionary.to_pylist(), None]  # the last code stands for a missing value
-    codes = pc.fill_null(encoded.indices, len(labels) - 1).to_numpy(zero_copy_only=False)
-    return Events(times, codes, labels, until)
+    return rule.events(pa.Table.from_batches(batches, schema=schema), newest_record_us(home, days))
 
 
 def newest_record_us(home: Home, days: list[str]) -> int | None:

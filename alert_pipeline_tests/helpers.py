@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alert_pipeline.registry import RULES
 from alert_pipeline.report import iso_utc
-from alert_pipeline.rules import RULES, Events
+from alert_pipeline.rules import Events
 from alert_pipeline.schema import COLUMNS
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from alert_pipeline import bench
 from alert_pipeline.cli import main
-from alert_pipeline.rules import RULES
+from alert_pipeline.registry import RULES
 
 ROWS, DAYS = 3000, 2
 TABLE_ROWS = ("project", "project_dagster", "duckdb_copy", "duckdb", "pandas_seed")

@@ -11,8 +11,8 @@ import pytest
 
 from alert_pipeline.freshness import stale_days
 from alert_pipeline.pipeline import detect_and_store, report_day
+from alert_pipeline.registry import RULES
 from alert_pipeline.resources import AlertHome
-from alert_pipeline.rules import RULES
 from alert_pipeline.warehouse import Home, ingest_pending, read_ledger
 from alert_pipeline_tests.helpers import epoch, record, write_csv
 
