@@ -8,8 +8,11 @@ is processed by every competitor, each in its own child process, `repeat` times;
   with data, then `report_day` for every day.
 - `project_dagster`: `alert-pipeline run --home H` on a fresh home (the whole command: interpreter
   start, Dagster import and instance, runs), to show the orchestration overhead.
-- `duckdb_copy` / `duckdb`: DuckDB's typed CSV → zstd Parquet copy alone (the reference of the last
-  column), and that copy plus the rules as window SQL on the Parquet.
+- `duckdb_copy` / `duckdb`: DuckDB's typed CSV → zstd Parquet copy alone, and that copy plus the
+  rules as window SQL on the Parquet.
+- `polars_copy` / `polars`: Polars' streaming `scan_csv` with the 24 explicit types →
+  `sink_parquet(compression="zstd")` alone (the reference of the ratios: the fastest bare copy), and
+  that copy plus the rules as Polars expressions on the Parquet.
 - `pandas_seed`: `pd.read_csv` of the whole file and `rolling(...).count()` per rule.
 
 Wall time is measured inside the child around the work only (after the imports) for `project`,
@@ -46,7 +49,9 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-COMPETITORS: tuple[str, ...] = ("project", "project_dagster", "duckdb", "pandas_seed")
+COMPETITORS: tuple[str, ...] = ("project", "project_dagster", "polars", "duckdb", "pandas_seed")
+COPIES = ("polars", "duckdb")  # their runs also give the bare copy's figures (`<name>_copy`)
+REFERENCE = "polars_copy"
 DEFAULT_WORK = "/tmp/alert-pipeline-bench"
 DEFAULT_START = dt.date(2021, 9, 10)
 CSV_NAME = "bench.csv"
@@ -70,7 +75,8 @@ with open(out, "w") as handle:
                "sys_s": usage.ru_stime}, handle)
 """
 
-# The 24 columns as DuckDB types: what the project stores, minus dictionary encoding.
+# The 24 columns' types for the copies (DuckDB's names): what the project stores, minus
+# dictionary encoding.
 DUCKDB_TYPES = {"date": "DOUBLE", "error_code": "BIGINT"} | {
     name: "BOOLEAN" for name in ("test_mode", "gdpr", "ccpa")
 }
@@ -294,6 +300,61 @@ def run_duckdb(csv: Path, scratch: Path) -> dict:
     }
 
 
+def polars_schema() -> dict:
+    """The 24 columns with explicit Polars types (those of the DuckDB copy)."""
+    import polars as pl
+
+    from alert_pipeline.schema import COLUMNS
+
+    types = {"DOUBLE": pl.Float64, "BIGINT": pl.Int64, "BOOLEAN": pl.Boolean}
+    return {c: types.get(DUCKDB_TYPES.get(c, ""), pl.String) for c in COLUMNS}
+
+
+def polars_rule(parquet: Path, rule):
+    """Breach events of one rule as a lazy Polars query: the time of the event `threshold`
+    events earlier in the group is within W (as `duckdb_rule_sql`)."""
+    import polars as pl
+
+    group = pl.col(rule.group_by) if rule.group_by else pl.lit(None, pl.String)
+    micros = (pl.col("date") * 1_000_000).round().cast(pl.Int64)
+    severity = pl.col("severity").str.strip_chars().str.to_lowercase()
+    earlier = pl.col("t").shift(rule.threshold)
+    return (
+        pl.scan_parquet(parquet)
+        .filter(severity.is_in(sorted(rule.severities)))
+        .select(g=group, t=micros)
+        .sort("g", "t")
+        .with_columns(t_k=earlier.over("g") if rule.group_by else earlier)
+        .filter(pl.col("t_k") > pl.col("t") - rule.window_us)
+        .select("g", "t")
+        .unique()
+    )
+
+
+def run_polars(csv: Path, scratch: Path) -> dict:
+    import polars as pl
+
+    from alert_pipeline.registry import RULES
+
+    parquet = scratch / "logs.parquet"
+    rss_after_imports = _self_maxrss_kb()
+    start = time.perf_counter()
+    pl.scan_csv(csv, schema=polars_schema()).sink_parquet(parquet, compression="zstd")
+    copied = time.perf_counter()
+    rss_after_copy = _self_maxrss_kb()
+    found = {rule.name: polars_rule(parquet, rule).collect().rows() for rule in RULES}
+    end = time.perf_counter()
+    return {
+        "wall_s": end - start,
+        "copy_s": copied - start,
+        "phases": {"copy_s": copied - start, "rules_s": end - copied},
+        "rows": pl.scan_parquet(parquet).select(pl.len()).collect().item(),
+        "breaches": {name: [(g, int(t)) for g, t in rows] for name, rows in found.items()},
+        "rss_after_imports_kb": rss_after_imports,
+        "rss_after_copy_kb": rss_after_copy,
+    }
+
+
 def run_pandas_seed(csv: Path, scratch: Path) -> dict:
     """What users start from: the whole file in a DataFrame and `rolling(...).count()`."""
     import pandas as pd
@@ -340,7 +401,12 @@ def run_pandas_seed(csv: Path, scratch: Path) -> dict:
     }
 
 
-WORKERS = {"project": run_project, "duckdb": run_duckdb, "pandas_seed": run_pandas_seed}
+WORKERS = {
+    "project": run_project,
+    "polars": run_polars,
+    "duckdb": run_duckdb,
+    "pandas_seed": run_pandas_seed,
+}
 
 
 def _place(source: Path, target: Path) -> None:
@@ -477,7 +543,7 @@ def machine() -> dict:
 
 def versions() -> dict[str, str]:
     found = {}
-    for package in ("alert_pipeline", "dagster", "duckdb", "pandas", "pyarrow", "numpy"):
+    for package in ("alert_pipeline", "dagster", "polars", "duckdb", "pandas", "pyarrow", "numpy"):
         try:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -512,15 +578,16 @@ def check_agreement(runs: dict[str, list[dict]], rows: int) -> list[str]:
 
 
 def summarize(runs: dict[str, list[dict]], rows: int) -> dict[str, dict]:
-    """Medians per competitor (and `duckdb_copy` from the duckdb runs), in table order."""
+    """Medians per competitor (and `polars_copy` / `duckdb_copy` from those runs), in table
+    order, with each one's ratio to `polars_copy` (the fastest bare copy)."""
     figures: dict[str, dict] = {}
     for competitor, results in runs.items():
         rows_of = [(competitor, [r["wall_s"] for r in results], [r["maxrss_kb"] for r in results])]
-        if competitor == "duckdb":
+        if competitor in COPIES:
             rows_of.insert(
                 0,
                 (
-                    "duckdb_copy",
+                    f"{competitor}_copy",
                     [r["copy_s"] for r in results],
                     [r["rss_after_copy_kb"] for r in results],
                 ),
@@ -535,19 +602,19 @@ def summarize(runs: dict[str, list[dict]], rows: int) -> dict[str, dict]:
                 "wall_s": walls,
                 "peak_rss_kb": rss,
             }
-    reference = figures.get("duckdb_copy", {}).get("median_wall_s")
+    reference = figures.get(REFERENCE, {}).get("median_wall_s")
     for values in figures.values():
-        values["x_duckdb_copy"] = values["median_wall_s"] / reference if reference else None
+        values["x_polars_copy"] = values["median_wall_s"] / reference if reference else None
     return figures
 
 
 def markdown_table(figures: dict[str, dict]) -> str:
     lines = [
-        "| competitor | median wall s | records/s | peak RSS MB | × duckdb copy | process s |",
+        "| competitor | median wall s | records/s | peak RSS MB | × polars copy | process s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, values in figures.items():
-        ratio = values["x_duckdb_copy"]
+        ratio = values["x_polars_copy"]
         lines.append(
             f"| {name} | {values['median_wall_s']:.2f} | {values['records_per_s']:,.0f} | "
             f"{values['peak_rss_mb']:,.0f} | {'—' if ratio is None else f'{ratio:.2f}'} | "
@@ -632,8 +699,8 @@ def run_bench(
     print(
         "wall: the timed work inside the child process (after its imports); for project_dagster "
         "the whole `alert-pipeline run`. process s: the child process from start to exit. "
-        "Peak RSS: the child's ru_maxrss (wait4); duckdb_copy's is the duckdb child's peak when "
-        "the copy ended. Medians of "
+        "Peak RSS: the child's ru_maxrss (wait4); a copy's is its child's peak when the copy "
+        "ended. Medians of "
         f"{repeat} run(s)."
     )
     print()

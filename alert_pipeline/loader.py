@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from alert_pipeline.fast_parse import polars_tables
 from alert_pipeline.schema import (
     ARROW_SCHEMA,
     BOOLEAN_COLUMNS,
@@ -571,16 +572,40 @@ def _coalesced(reader: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
+def _arrow_tables(
+    stream: pa.NativeFile, header: Header, block_size: int, invalid_rows: _InvalidRows
+) -> Iterator[pa.Table]:
+    reader = pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(
+            column_names=list(header.names),
+            skip_rows=1 if header.skip_first_record else 0,
+            block_size=block_size or BLOCK_SIZE,
+        ),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid_rows),
+        convert_options=pacsv.ConvertOptions(
+            column_types=PARSE_TYPES,
+            null_values=[""],
+            strings_can_be_null=True,
+            check_utf8=False,  # checked per value below: one bad record must not sink a file
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    return _coalesced(reader)
+
+
 def read_batches(
     path: Path,
     time_range: TimeRange,
     header: Header | None = None,
     block_size: int = 0,
     repair: bool = False,
+    careful: bool = True,
 ) -> Iterator[Batch]:
     """Stream a file as typed, validated batches. Raises `FileRejected` if it cannot be parsed,
     `RecordTooLarge` if a record is larger than the parse block, `UndecodableRecord` if a record
-    with the wrong number of fields holds bytes that are not UTF-8.
+    with the wrong number of fields holds bytes that are not UTF-8. Not `careful`: parsed by
+    Polars (fast_parse.py), which raises `NeedsCarefulReading` for a file it would misread.
 
     The last batch carries the records with the wrong number of fields, numbered by a second,
     sequential pass over the file that only happens when there are such records. A last record
@@ -591,32 +616,28 @@ def read_batches(
     invalid_rows = _InvalidRows()
     if repair:
         stream = pa.PythonFile(io.BufferedReader(_ChunkStream(_repaired(path))), mode="r")
-    else:
+    elif careful:
         compression = "gzip" if path.name.endswith(".gz") else None
         # Opened by its bytes: a file name need not be UTF-8.
         stream = pa.input_stream(pa.OSFile(os.fsencode(path)), compression=compression)
+    else:
+        stream = pa.BufferReader(b"")  # Polars opens the file itself
     try:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(
-                column_names=list(header.names),
-                skip_rows=1 if header.skip_first_record else 0,
-                block_size=block_size or BLOCK_SIZE,
-            ),
-            parse_options=pacsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=invalid_rows
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=PARSE_TYPES,
-                null_values=[""],
-                strings_can_be_null=True,
-                check_utf8=False,  # checked per value below: one bad record must not sink a file
-                quoted_strings_can_be_null=True,
-            ),
+        tables = (
+            _arrow_tables(stream, header, block_size, invalid_rows)
+            if careful or repair
+            else polars_tables(
+                path,
+                header.names,
+                header.skip_first_record,
+                BATCH_ROWS,
+                PARSE_TYPES,
+                record_bytes=block_size or BLOCK_SIZE,
+            )
         )
         # Each table is typed once the next one is read, so that the last one is known as such.
         parsed, held = 0, None
-        for table in _coalesced(reader):
+        for table in tables:
             if held is not None:
                 yield _typed_batch(held, parsed, time_range)
                 parsed += held.num_rows

@@ -12,7 +12,15 @@ from alert_pipeline.cli import main
 from alert_pipeline.registry import RULES
 
 ROWS, DAYS = 3000, 2
-TABLE_ROWS = ("project", "project_dagster", "duckdb_copy", "duckdb", "pandas_seed")
+TABLE_ROWS = (
+    "project",
+    "project_dagster",
+    "polars_copy",
+    "polars",
+    "duckdb_copy",
+    "duckdb",
+    "pandas_seed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +41,19 @@ def test_bench_command_runs_every_competitor_and_they_agree(
     assert main([*argv, "--work", str(work), "--json", str(report)]) == 0
 
     out = capsys.readouterr().out
-    assert "| competitor | median wall s | records/s | peak RSS MB | × duckdb copy |" in out
+    assert "| competitor | median wall s | records/s | peak RSS MB | × polars copy |" in out
     for name in TABLE_ROWS:
         assert f"\n| {name} | " in out
-    assert "fairness: all 4 competitors" in out and "FAILED" not in out
+    assert "fairness: all 5 competitors" in out and "FAILED" not in out
     assert "machine: " in out and "command: alert-pipeline bench --rows 3000" in out
 
     document = json.loads(report.read_text())
     assert document["agree"] is True and document["problems"] == []
     assert list(document["figures"]) == list(TABLE_ROWS)
     for name, figures in document["figures"].items():
-        for key in ("median_wall_s", "records_per_s", "peak_rss_mb", "x_duckdb_copy"):
+        for key in ("median_wall_s", "records_per_s", "peak_rss_mb", "x_polars_copy"):
             assert figures[key] > 0, (name, key)
-    assert document["figures"]["duckdb_copy"]["x_duckdb_copy"] == 1.0
+    assert document["figures"]["polars_copy"]["x_polars_copy"] == 1.0
     # The planted bursts breach both rules: the check compared something.
     assert set(document["breach_events"]) == {rule.name for rule in RULES}
     assert all(count > 0 for count in document["breach_events"].values())
@@ -69,7 +77,7 @@ def test_workers_in_process_report_the_same_breach_events(work: Path, small_csv:
             found[name] = figures["breaches"]
         else:
             found[name] = bench._from_json(result["breaches"])
-    assert found["project"] == found["duckdb"] == found["pandas_seed"]
+    assert found["project"] == found["polars"] == found["duckdb"] == found["pandas_seed"]
     assert all(found["project"][rule.name] for rule in RULES)
 
 
