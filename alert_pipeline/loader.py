@@ -1,9 +1,12 @@
 """Reading one log file: header detection, streaming CSV parsing, typing and validation per batch.
 
-A file is read in blocks by Arrow's multi-threaded CSV reader with every field as text (no type
-inference), then each batch is typed with vectorized Arrow kernels and validated against the Pandera
-model. Valid records come out as typed Arrow batches; invalid ones as `Rejection`s naming the file,
-the record number (1-based, header excluded), the column and the reason. Nothing is written here.
+A file is read in blocks by Arrow's CSV reader with every field as text (no type inference), then
+each batch is typed with vectorized Arrow kernels (a value that cannot be typed is rejected: not a
+number, not a boolean as the model spells them, not UTF-8) and validated by the Pandera model with
+the run's time range (schema.record_schema), every batch: what it rejects is rejected with the
+check's message. Valid records come out as typed Arrow batches; invalid ones as `Rejection`s naming
+the file, the record number (1-based, header excluded), the column and the reason. Nothing is
+written here.
 """
 
 import csv
@@ -12,29 +15,30 @@ import io
 import os
 import queue
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pandera.errors
 import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from alert_pipeline.fast_parse import polars_tables
 from alert_pipeline.schema import (
     ARROW_SCHEMA,
     BOOLEAN_COLUMNS,
     CATEGORY_COLUMNS,
     COLUMNS,
     INTEGER_COLUMNS,
+    MISSING,
+    OUTSIDE_TIME_RANGE,
     PANDAS_TYPES,
-    REQUIRED_COLUMNS,
+    SCHEMA,
     TIME_COLUMN,
-    ValidatedLog,
+    record_schema,
 )
 
 csv.field_size_limit(2**31 - 1)  # quoted messages may be huge; the record is still one record
@@ -43,10 +47,9 @@ LARGE_BLOCK_SIZE = 64 << 20  # the retry for files with records larger than BLOC
 BATCH_ROWS = 100_000  # parsed blocks are typed and validated in batches of about this many rows
 HEAD_BYTES = 4 << 20
 MICROS = 1_000_000
+FAR_US = 2**62  # µs: 146,000 years; any time beyond it is typed as this
 NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 INTEGER = r"^\s*[+-]?\d{1,18}\s*$"
-TRUE_VALUES = ["true", "1"]
-BOOLEAN_VALUES = ["true", "false", "1", "0"]
 # What the CSV parser produces: text, dictionary-encoded (by the parsing threads) where few
 # distinct values are expected, so the typing below works per distinct value.
 PARSE_TYPES = {
@@ -206,9 +209,8 @@ def _is_utf8(value: bytes | None) -> bool:
 class BatchTyper:
     """Turns one batch of text fields into typed columns, collecting what does not fit."""
 
-    def __init__(self, strings: pa.Table, time_range: TimeRange) -> None:
+    def __init__(self, strings: pa.Table) -> None:
         self.strings = strings
-        self.time_range = time_range
         self.invalid = np.zeros(strings.num_rows, dtype=bool)
         self.problems: list[tuple[str, np.ndarray, str]] = []
 
@@ -223,9 +225,6 @@ class BatchTyper:
         the parser, so their checks and conversions run once per distinct value."""
         if pa.types.is_dictionary(column.type):
             return self._parse_encoded(name, column)
-        if name in REQUIRED_COLUMNS:
-            blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True)
-            self._flag(name, blank, "missing")
         if name == TIME_COLUMN:
             return self._parse_time(column)
         if name in INTEGER_COLUMNS:
@@ -234,14 +233,13 @@ class BatchTyper:
 
     def _parse_encoded(self, name: str, column: pa.DictionaryArray) -> pa.Array:
         values, indices = column.dictionary, column.indices
-        if name in REQUIRED_COLUMNS:
-            blank = pc.equal(pc.utf8_trim_whitespace(values), "")
-            self._flag(name, pc.fill_null(pc.take(blank, indices), True), "missing")
-        if name in BOOLEAN_COLUMNS:
+        if name in BOOLEAN_COLUMNS:  # spelled as the model says
+            spellings = SCHEMA.columns[name].metadata
             lowered = pc.utf8_lower(pc.utf8_trim_whitespace(values))
-            unknown = pc.invert(pc.is_in(lowered, pa.array(BOOLEAN_VALUES)))
-            self._flag(name, pc.take(unknown, indices), "not a boolean (True/False/1/0)")
-            return pc.take(pc.is_in(lowered, pa.array(TRUE_VALUES)), indices)
+            known = spellings["true"] + spellings["false"]
+            unknown = pc.invert(pc.is_in(lowered, pa.array(known)))
+            self._flag(name, pc.take(unknown, indices), f"not a boolean ({'/'.join(known)})")
+            return pc.take(pc.is_in(lowered, pa.array(spellings["true"])), indices)
         return column
 
     def _parse_integer(self, name: str, text: pa.Array) -> pa.Array:
@@ -263,17 +261,13 @@ class BatchTyper:
             trimmed = pc.if_else(pa.array(ok), pc.utf8_trim_whitespace(text), None)
             seconds = pc.cast(trimmed, pa.float64())
             ok &= np.isfinite(np.asarray(pc.fill_null(seconds, np.nan)))
-        present = np.asarray(pc.is_valid(text))
-        self._flag(TIME_COLUMN, present & ~ok, "not a number")
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), True)
+        self._flag(TIME_COLUMN, ~np.asarray(blank) & ~ok, "not a number")  # blank: missing
         micros = np.round(np.where(ok, np.asarray(pc.fill_null(seconds, 0.0)), 0.0) * MICROS)
-        in_range = (micros >= self.time_range.start_us) & (micros < self.time_range.end_us)
-        self._flag(
-            TIME_COLUMN,
-            ok & ~in_range,
-            "outside the accepted time range (epoch seconds expected)",
-        )
-        self.day_us = np.where(ok & in_range, micros, np.nan)
-        return pa.array(micros.astype(np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+        self.micros = np.where(ok, micros, np.nan)
+        # Far outside any accepted time range, and still a timestamp: the model rejects it.
+        representable = np.clip(micros, -FAR_US, FAR_US).astype(np.int64)
+        return pa.array(representable, pa.int64(), mask=~ok).cast(pa.timestamp("us", tz="UTC"))
 
     def _checked_utf8(self, name: str, column: pa.Array) -> pa.Array:
         """Bytes that are not UTF-8 reject their record; the values are made text (with
@@ -303,82 +297,68 @@ class BatchTyper:
         return pa.Table.from_arrays(arrays, schema=TYPED_SCHEMA)
 
 
-def _model_signature(schema: pandera.DataFrameSchema) -> tuple:
-    """Everything about a Pandera schema that decides which records are valid."""
-    return (
-        tuple(
-            (
-                name,
-                str(column.dtype),
-                column.nullable,
-                column.unique,
-                tuple(sorted((c.name, repr(sorted(c.statistics.items()))) for c in column.checks)),
-            )
-            for name, column in schema.columns.items()
-        ),
-        tuple(c.name for c in schema.checks),
-        schema.unique,
-        schema.strict,
-        schema.ordered,
-    )
-
-
-# The Arrow typing above is derived from this model: types from its dtypes, `missing` from its
-# non-nullable columns, and "not blank" (stricter than its str_length ≥ 1 checks). While the model
-# in use has this signature, running Pandera on every batch would accept exactly the records the
-# typing accepted (tested), so it is skipped; any other model (a check added) is run in full.
-ENFORCED_BY_TYPING = _model_signature(ValidatedLog.to_schema())
-
-
-def _pandera_failures(table: pa.Table) -> dict[int, list[str]]:
-    """Row → failed checks, by the Pandera model: the source of truth for what is valid."""
-    if table.num_rows == 0 or _model_signature(ValidatedLog.to_schema()) == ENFORCED_BY_TYPING:
-        return {}
-    frame = table.to_pandas(types_mapper=PANDAS_TYPES.get)
+def _model_failures(typed: pa.Table, time_range: TimeRange) -> list[tuple[str, np.ndarray, str]]:
+    """What the Pandera model (with the run's time range) rejects in a typed batch, as
+    (column, rows, message) like the typer's problems. Every batch is validated."""
+    if typed.num_rows == 0:
+        return []
+    frame = typed.to_pandas(types_mapper=PANDAS_TYPES.get)
     try:
-        ValidatedLog.validate(frame, lazy=True)
+        with warnings.catch_warnings():  # pandera's own use of a deprecated pandas concat
+            warnings.simplefilter("ignore", FutureWarning)
+            record_schema(time_range.start_us, time_range.end_us).validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as errors:
-        failures: dict[int, list[str]] = {}
         cases = errors.failure_cases
+        if cases["index"].isna().any():  # a column-level failure: the typing is broken
+            raise
+        found: dict[tuple[str, str], np.ndarray] = {}
         for column, check, index in zip(
             cases["column"], cases["check"], cases["index"], strict=True
         ):
-            if index is None or pd.isna(index):
-                raise
-            failures.setdefault(int(index), []).append(f"{column}: {check}")
-        return failures
-    return {}
+            message = MISSING if check == "not_nullable" else str(check)
+            rows = found.setdefault((column, message), np.zeros(typed.num_rows, dtype=bool))
+            rows[int(index)] = True
+        return [(column, rows, message) for (column, message), rows in found.items()]
+    return []
 
 
 def type_batch(
     strings: pa.Table, first_ordinal: int, time_range: TimeRange
 ) -> tuple[pa.Table, Rejections]:
-    """Typed valid records of a text batch, and the rejected ones with their reasons."""
-    typer = BatchTyper(strings, time_range)
+    """Typed valid records of a text batch, and the rejected ones with their reasons: values
+    that cannot be typed (the typer), then what the model rejects in the others' columns."""
+    typer = BatchTyper(strings)
     typed = typer.typed()
-    invalid = typer.invalid.copy()
-    checked_rows = np.flatnonzero(~invalid)
-    pandera_failures = _pandera_failures(typed.take(pa.array(checked_rows)))
-    # Pandera numbers rows among the checked ones; map them back to rows of the batch.
-    pandera_reasons = {int(checked_rows[i]): reasons for i, reasons in pandera_failures.items()}
-    invalid[list(pandera_reasons)] = True
+    none = np.zeros(typed.num_rows, dtype=bool)
+    unparsed: dict[str, np.ndarray] = {}
+    for column, rows, _ in typer.problems:
+        unparsed[column] = unparsed.get(column, none) | rows
+    problems = typer.problems + [
+        (column, rows & ~unparsed.get(column, none), message)
+        for column, rows, message in _model_failures(typed, time_range)
+    ]
+    problems.sort(key=lambda problem: COLUMNS.index(problem[0]))
+    invalid = none.copy()
+    day_us = typer.micros.copy()  # the quarantine day: none for a time outside the range
+    for _, rows, message in problems:
+        invalid |= rows
+        if message == OUTSIDE_TIME_RANGE:
+            day_us[rows] = np.nan
     rejected = np.flatnonzero(invalid)
     rejections = Rejections.empty()
     if len(rejected):
         subset = strings.take(pa.array(rejected))
         raws = _raw_lines(subset)
-        shown = {
-            name: _texts(subset.column(name).combine_chunks()) for name, _, _ in typer.problems
-        }
+        shown = {name: _texts(subset.column(name).combine_chunks()) for name, _, _ in problems}
         for position, (row, raw) in enumerate(zip(rejected, raws, strict=True)):
             messages = [
                 (column, f"{column}: {reason} ({_truncate(shown[column][position])})")
-                for column, bad, reason in typer.problems
+                for column, bad, reason in problems
                 if bad[row]
-            ] + [(m.split(":")[0], m) for m in pandera_reasons.get(int(row), [])]
-            day = typer.day_us[row]
+            ]
+            day = day_us[row]
             rejections.record_numbers.append(first_ordinal + int(row) + 1)
-            rejections.columns.append(messages[0][0] if messages else None)
+            rejections.columns.append(messages[0][0])
             rejections.reasons.append("; ".join(m for _, m in messages))
             rejections.raws.append(raw)
             rejections.days_us.append(None if np.isnan(day) else int(day))
@@ -600,12 +580,10 @@ def read_batches(
     header: Header | None = None,
     block_size: int = 0,
     repair: bool = False,
-    careful: bool = True,
 ) -> Iterator[Batch]:
     """Stream a file as typed, validated batches. Raises `FileRejected` if it cannot be parsed,
     `RecordTooLarge` if a record is larger than the parse block, `UndecodableRecord` if a record
-    with the wrong number of fields holds bytes that are not UTF-8. Not `careful`: parsed by
-    Polars (fast_parse.py), which raises `NeedsCarefulReading` for a file it would misread.
+    with the wrong number of fields holds bytes that are not UTF-8.
 
     The last batch carries the records with the wrong number of fields, numbered by a second,
     sequential pass over the file that only happens when there are such records. A last record
@@ -616,25 +594,12 @@ def read_batches(
     invalid_rows = _InvalidRows()
     if repair:
         stream = pa.PythonFile(io.BufferedReader(_ChunkStream(_repaired(path))), mode="r")
-    elif careful:
+    else:
         compression = "gzip" if path.name.endswith(".gz") else None
         # Opened by its bytes: a file name need not be UTF-8.
         stream = pa.input_stream(pa.OSFile(os.fsencode(path)), compression=compression)
-    else:
-        stream = pa.BufferReader(b"")  # Polars opens the file itself
     try:
-        tables = (
-            _arrow_tables(stream, header, block_size, invalid_rows)
-            if careful or repair
-            else polars_tables(
-                path,
-                header.names,
-                header.skip_first_record,
-                BATCH_ROWS,
-                PARSE_TYPES,
-                record_bytes=block_size or BLOCK_SIZE,
-            )
-        )
+        tables = _arrow_tables(stream, header, block_size, invalid_rows)
         # Each table is typed once the next one is read, so that the last one is known as such.
         parsed, held = 0, None
         for table in tables:

@@ -36,7 +36,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alert_pipeline.fast_parse import NeedsCarefulReading
 from alert_pipeline.loader import (
     LARGE_BLOCK_SIZE,
     FileRejected,
@@ -393,7 +392,6 @@ def _stage(
     header: Header,
     block_size: int = 0,
     repair: bool = False,
-    careful: bool = True,
 ) -> tuple["_DayWriters", dict[str, DayCounts], _RejectionSpool, tuple[int, ...]]:
     """Write a file's valid records to temp day parts and its rejections to a spool."""
     writers = _DayWriters(home, source)
@@ -410,7 +408,7 @@ def _stage(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet") as encoder:
         try:
-            for batch in read_batches(path, time_range, header, block_size, repair, careful):
+            for batch in read_batches(path, time_range, header, block_size, repair):
                 pending.append(encoder.submit(writers.write, batch.valid))
                 while len(pending) > 2:
                     collect(pending.popleft())
@@ -431,15 +429,12 @@ def _stage(
 def _stage_retrying(
     home: Home, path: Path, source: str, time_range: TimeRange, header: Header
 ) -> tuple["_DayWriters", dict[str, DayCounts], _RejectionSpool, tuple[int, ...]]:
-    """`_stage` by the fast path first; read again carefully when the fast path cannot read the
-    file as the careful reader would, with large blocks for a huge record, and repaired for a
-    record pyarrow cannot report (each at most once)."""
-    block_size, repair, careful = 0, False, False
+    """`_stage`, read again with large blocks for a huge record, and repaired for a record
+    pyarrow cannot report (each at most once)."""
+    block_size, repair = 0, False
     while True:
         try:
-            return _stage(home, path, source, time_range, header, block_size, repair, careful)
-        except NeedsCarefulReading:
-            careful = True
+            return _stage(home, path, source, time_range, header, block_size, repair)
         except RecordTooLarge:
             if block_size:
                 raise
