@@ -354,8 +354,11 @@ def plot_fatal_per_minute(report: DayReport) -> bytes:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     counts = report.fatal_per_minute
-    ax.stairs(counts, np.arange(MINUTES_PER_DAY + 1) / 60, color="black", lw=0.8, zorder=3)
-    ax.stairs(counts, np.arange(MINUTES_PER_DAY + 1) / 60, fill=True, color="0.6", zorder=2)
+    # Steps as one line and one filled polygon: `stairs` patches cost twice as much to draw.
+    hours = np.repeat(np.arange(MINUTES_PER_DAY + 1) / 60, 2)[1:-1]
+    heights = np.repeat(counts, 2)
+    ax.plot(hours, heights, color="black", lw=0.8, zorder=3)
+    ax.fill_between(hours, heights, color="0.6", lw=0, zorder=2)
     rules = sorted({i.rule for i in report.incidents})
     colours = {rule: f"C{n % 10}" for n, rule in enumerate(rules)}
     for rule in rules:
@@ -376,7 +379,7 @@ def plot_fatal_per_minute(report: DayReport) -> bytes:
         )
         for text in legend.get_texts():
             text.set_parse_math(False)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9)  # tight_layout draws twice
     buffer = io.BytesIO()
     # No "Software" chunk: the bytes then do not change with the matplotlib version string.
     fig.savefig(buffer, format="png", metadata={"Software": None})

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -737,12 +738,36 @@ def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
     """Events of `rule` over the given days, reading only the columns the rule needs and keeping
     only the rule's events of each row group."""
     schema = pa.schema([ARROW_SCHEMA.field(c) for c in rule.columns])
+    tables = [_day_events(home, rule, schema, day) for day in days]
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    return rule.events(table, newest_record_us(home, days))
+
+
+EVENT_CACHE_BYTES = 128 << 20
+_event_cache: dict[tuple, pa.Table] = {}  # oldest first
+_event_cache_lock = threading.Lock()
+
+
+def _day_events(home: Home, rule: SlidingWindowRule, schema: pa.Schema, day: str) -> pa.Table:
+    """One day's events of a rule. Kept for the next days' detections, which read this day again
+    as their neighbour (up to EVENT_CACHE_BYTES); keyed by the day's Parquet files as they are
+    (a re-ingested day has new files), so a kept table is never stale."""
+    parts = _parts(home.day_dir(day))
+    key = (repr(rule), tuple((str(p), p.stat().st_ino, p.stat().st_mtime_ns) for p in parts))
+    with _event_cache_lock:
+        if key in _event_cache:
+            _event_cache[key] = _event_cache.pop(key)  # the most recently used last
+            return _event_cache[key]
     batches = [
         batch.cast(schema).filter(rule.event_mask(batch))
-        for day in days
         for batch in day_batches(home, day, rule.columns)
     ]
-    return rule.events(pa.Table.from_batches(batches, schema=schema), newest_record_us(home, days))
+    table = pa.Table.from_batches(batches, schema=schema)
+    with _event_cache_lock:
+        _event_cache[key] = table
+        while sum(t.nbytes for t in _event_cache.values()) > EVENT_CACHE_BYTES:
+            del _event_cache[next(iter(_event_cache))]
+    return table
 
 
 def newest_record_us(home: Home, days: list[str]) -> int | None:
