@@ -744,6 +744,12 @@ def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
 
 
 EVENT_CACHE_BYTES = 128 << 20
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
 _event_cache: dict[tuple, pa.Table] = {}  # oldest first
 _event_cache_lock = threading.Lock()
 
@@ -753,7 +759,7 @@ def _day_events(home: Home, rule: SlidingWindowRule, schema: pa.Schema, day: str
     as their neighbour (up to EVENT_CACHE_BYTES); keyed by the day's Parquet files as they are
     (a re-ingested day has new files), so a kept table is never stale."""
     parts = _parts(home.day_dir(day))
-    key = (repr(rule), tuple((str(p), p.stat().st_ino, p.stat().st_mtime_ns) for p in parts))
+    key = (repr(rule), tuple((str(p), *_identity(p.stat())) for p in parts))
     with _event_cache_lock:
         if key in _event_cache:
             _event_cache[key] = _event_cache.pop(key)  # the most recently used last

@@ -509,6 +509,21 @@ def test_read_events_returns_only_fatal_events_with_group_labels(home):
 
     assert len(read_events(home, plain, [day(5)]).times_us) == 0
 
+    # A new version of a file: the days are read again, not taken from what was kept.
+    land(home, "one.csv", [record(date=at(0, 7), severity="Fatal", bundle_id="com.new")])
+    ingest_pending(home, TR)
+    events = read_events(home, grouped, [day(0)])
+    labels = [events.labels[code] for code in events.groups.tolist()]
+    two_on_day0 = [
+        (int(Decimal(r[COLUMNS.index("date")]) * US), r[COLUMNS.index("bundle_id")])
+        for r in records[5:]
+        if r[COLUMNS.index("severity")].strip().lower() in {"error", "fatal"}
+        and Decimal(r[COLUMNS.index("date")]) < DAY0_EPOCH + 86_400
+    ]
+    assert sorted(zip(events.times_us.tolist(), labels, strict=True)) == sorted(
+        [((DAY0_EPOCH + 7) * US, "com.new"), *two_on_day0]
+    )
+
 
 def test_fatal_per_minute_counts(home):
     records = severity_file()
