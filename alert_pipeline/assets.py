@@ -32,6 +32,7 @@ from dagster import (
 
 from alert_pipeline.partitions import daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
+from alert_pipeline.progress import Progress
 from alert_pipeline.registry import RULES
 from alert_pipeline.report import (
     DayReport,
@@ -131,7 +132,10 @@ def validated_logs(
     """
     home = alert_home.home()
     outcomes = ingest_pending(
-        home, alert_home.time_range(), min_age_seconds=alert_home.settle_seconds
+        home,
+        alert_home.time_range(),
+        min_age_seconds=alert_home.settle_seconds,
+        progress=Progress.to_log("ingesting", context.log.info),
     )
     log_outcomes(context, outcomes)
     days = {day: day_counts(home, day) for day in context.partition_keys}

@@ -77,9 +77,10 @@ def print_incidents(home) -> None:
 
 
 def _run(home) -> int:
+    from alert_pipeline.progress import Progress
     from alert_pipeline.runner import run_pipeline
 
-    summary = run_pipeline(home)
+    summary = run_pipeline(home, Progress.for_stream("ingesting"))
     say(summary.lines())
     say((f"alert-pipeline: warning: {w}" for w in summary.warnings()), sys.stderr)
     if summary.notifications_held:
@@ -177,7 +178,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from alert_pipeline.generate import generate_logs
+    from alert_pipeline.progress import Progress
 
+    progress = Progress.for_stream("generating")
     result = generate_logs(
         Path(args.out),
         rows=args.rows,
@@ -187,7 +190,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         header=args.header,
         one_file=args.one_file,
         compress=args.gzip,
+        progress=progress,
     )
+    progress.close()
     print(f"wrote {result.rows} records in {len(result.files)} files to {args.out}")
     for burst in result.planted:
         print(f"  planted {burst.kind} burst: {burst.events} events from {burst.start_epoch:.6f}")

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alert_pipeline.progress import Progress
 from alert_pipeline.schema import COLUMNS
 
 CHUNK_ROWS = 100_000  # measured: larger chunks cost more in page faults than they save
@@ -697,6 +698,7 @@ def generate_logs(
     header: HeaderKind = "names",
     one_file: str | None = None,
     compress: bool = False,
+    progress: Progress | None = None,
 ) -> GeneratedLogs:
     """Write `rows` records over `days` UTC days from `start_day` into `out`, with planted bursts.
 
@@ -726,12 +728,22 @@ def generate_logs(
     def day_bytes(day: int) -> Iterator[memoryview]:
         rng = np.random.default_rng([seed, 1, day])
         background = int(day_rows[day]) - len(planted[day].us)
-        yield from _day_chunks(rng, pop, events, t0_us + day * DAY_US, background, planted[day])
+        for chunk in _day_chunks(rng, pop, events, t0_us + day * DAY_US, background, planted[day]):
+            yield chunk
+            if progress is not None:
+                progress.update(progress.done + len(chunk), 0)
+        if progress is not None:
+            progress.update(progress.done, int(day_rows[day]))
+
+    def started(path: Path, number: int, total: int) -> None:
+        if progress is not None:
+            progress.start_file(path.name, None, number, total)
 
     suffix = ".csv.gz" if compress else ".csv"
     files: list[Path] = []
     if one_file is not None:
         path = out / one_file
+        started(path, 1, 1)
         with _atomic_output(path, compress) as sink:
             sink.write(header_bytes)
             for day in range(days):
@@ -741,6 +753,7 @@ def generate_logs(
     else:
         for day in range(days):
             path = out / f"logs_{start_day + datetime.timedelta(days=day):%Y-%m-%d}{suffix}"
+            started(path, day + 1, days)
             with _atomic_output(path, compress) as sink:
                 sink.write(header_bytes)
                 for chunk in day_bytes(day):

@@ -15,6 +15,7 @@ from alert_pipeline.notification_assets import (
     incident_notifications,
     notification_config_check,
 )
+from alert_pipeline.progress import Progress
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.warehouse import ingest_pending
 
@@ -36,6 +37,7 @@ def ingest_landing_files(
         alert_home.time_range(),
         only=set(config.files) if config.files else None,
         min_age_seconds=0 if config.files else alert_home.settle_seconds,
+        progress=Progress.to_log("ingesting", context.log.info),
     )
     log_outcomes(context, outcomes)
     context.log.info(

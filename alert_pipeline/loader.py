@@ -374,6 +374,7 @@ class Batch:
     valid: pa.Table
     rejections: Rejections
     skipped_records: tuple[int, ...] = ()
+    bytes_read: int = 0  # of the file (compressed, for gzip) when the batch was parsed
 
 
 def renumber(parsed_numbers: np.ndarray, skipped: tuple[int, ...]) -> np.ndarray:
@@ -479,8 +480,9 @@ def _ends_inside_quotes(path: Path, last_value: bytes) -> bool:
     return tail.endswith(opened) and not tail.rstrip(b"\r\n").endswith(opened + b'"')
 
 
-def _typed_batch(table: pa.Table, parsed: int, time_range: TimeRange) -> Batch:
-    return Batch(*type_batch(table.select(list(COLUMNS)), parsed, time_range))
+def _typed_batch(table: pa.Table, parsed: int, time_range: TimeRange, position: int) -> Batch:
+    valid, rejections = type_batch(table.select(list(COLUMNS)), parsed, time_range)
+    return Batch(valid, rejections, bytes_read=position)
 
 
 def _cut_off(batch: Batch, table: pa.Table, number: int, column: str) -> Batch:
@@ -496,7 +498,7 @@ def _cut_off(batch: Batch, table: pa.Table, number: int, column: str) -> Batch:
     )
     rejections.raws.append(_raw_lines(table.select(list(COLUMNS)).slice(table.num_rows - 1))[0])
     rejections.days_us.append(valid.column(TIME_COLUMN)[-1].value)
-    return Batch(valid.slice(0, valid.num_rows - 1), rejections)
+    return Batch(valid.slice(0, valid.num_rows - 1), rejections, bytes_read=batch.bytes_read)
 
 
 def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 8) -> Iterator[pa.RecordBatch]:
@@ -592,25 +594,27 @@ def read_batches(
     """
     header = header or read_header(path)
     invalid_rows = _InvalidRows()
+    raw = None  # the file, to tell how far the reader is (not known for a repaired file)
     if repair:
         stream = pa.PythonFile(io.BufferedReader(_ChunkStream(_repaired(path))), mode="r")
     else:
         compression = "gzip" if path.name.endswith(".gz") else None
         # Opened by its bytes: a file name need not be UTF-8.
-        stream = pa.input_stream(pa.OSFile(os.fsencode(path)), compression=compression)
+        raw = pa.OSFile(os.fsencode(path))
+        stream = pa.input_stream(raw, compression=compression)
     try:
         tables = _arrow_tables(stream, header, block_size, invalid_rows)
         # Each table is typed once the next one is read, so that the last one is known as such.
         parsed, held = 0, None
         for table in tables:
             if held is not None:
-                yield _typed_batch(held, parsed, time_range)
+                yield _typed_batch(held, parsed, time_range, raw.tell() if raw else 0)
                 parsed += held.num_rows
             held = table
         # The reader is done: every record with the wrong number of fields has been seen.
         wrong = _wrong_field_counts(path, header, invalid_rows) if invalid_rows.rows else None
         if held is not None:
-            batch = _typed_batch(held, parsed, time_range)
+            batch = _typed_batch(held, parsed, time_range, raw.tell() if raw else 0)
             last_is_held = wrong is None or wrong[2]  # the file's last record is Arrow's last
             if last_is_held and _ends_inside_quotes(path, _last_value(held)):
                 batch = _cut_off(batch, held, parsed + held.num_rows, header.names[-1])

@@ -16,6 +16,7 @@ from alert_pipeline.notifications.delivery import deliver
 from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.partitions import day_ranges, range_tags
 from alert_pipeline.pipeline import RULE_NAMES
+from alert_pipeline.progress import Progress
 from alert_pipeline.registry import RULES
 from alert_pipeline.report import read_report_document
 from alert_pipeline.resources import AlertHome
@@ -163,12 +164,15 @@ def _execute(instance, home: Home, job_name: str, tags: dict[str, str], what: st
         raise PipelineError(f"{what} failed: {_failure_detail(result)}")
 
 
-def run_pipeline(home: Home) -> RunSummary:
-    """Ingest what is new in the landing folder and materialize every stale day; after an
-    ingestion that changed no day, still check for records without a usable date."""
+def run_pipeline(home: Home, progress: Progress | None = None) -> RunSummary:
+    """Ingest what is new in the landing folder (telling `progress`) and materialize every stale
+    day; after an ingestion that changed no day, still check for records without a usable date."""
     started_us = time.time_ns() // 1000
     config = AlertHome(path=str(home.root))
-    summary = RunSummary(home, ingest_pending(home, config.time_range()))
+    outcomes = ingest_pending(home, config.time_range(), progress=progress)
+    if progress is not None:
+        progress.close()
+    summary = RunSummary(home, outcomes)
     with dagster_instance(home) as instance:
         summary.orphaned_runs = fail_orphaned_runs(instance, home)
         summary.partitions = stale_partitions(home, read_ledger(home))

@@ -49,6 +49,7 @@ from alert_pipeline.loader import (
     read_header,
     renumber,
 )
+from alert_pipeline.progress import Progress
 from alert_pipeline.rules import (
     MICROS_PER_DAY,
     Events,
@@ -393,6 +394,7 @@ def _stage(
     header: Header,
     block_size: int = 0,
     repair: bool = False,
+    progress: Progress | None = None,
 ) -> tuple["_DayWriters", dict[str, DayCounts], _RejectionSpool, tuple[int, ...]]:
     """Write a file's valid records to temp day parts and its rejections to a spool."""
     writers = _DayWriters(home, source)
@@ -415,6 +417,8 @@ def _stage(
                     collect(pending.popleft())
                 skipped = skipped or batch.skipped_records
                 spool.add(batch.rejections, final_numbers=bool(batch.skipped_records))
+                if progress is not None:
+                    progress.update(batch.bytes_read, batch.valid.num_rows + len(batch.rejections))
             while pending:
                 collect(pending.popleft())
         except BaseException:
@@ -428,14 +432,19 @@ def _stage(
 
 
 def _stage_retrying(
-    home: Home, path: Path, source: str, time_range: TimeRange, header: Header
+    home: Home,
+    path: Path,
+    source: str,
+    time_range: TimeRange,
+    header: Header,
+    progress: Progress | None = None,
 ) -> tuple["_DayWriters", dict[str, DayCounts], _RejectionSpool, tuple[int, ...]]:
     """`_stage`, read again with large blocks for a huge record, and repaired for a record
     pyarrow cannot report (each at most once)."""
     block_size, repair = 0, False
     while True:
         try:
-            return _stage(home, path, source, time_range, header, block_size, repair)
+            return _stage(home, path, source, time_range, header, block_size, repair, progress)
         except RecordTooLarge:
             if block_size:
                 raise
@@ -452,6 +461,7 @@ def ingest_file(
     time_range: TimeRange,
     previous: dict | None,
     original_of: Callable[[str], str | None],
+    progress: Progress | None = None,
 ) -> FileOutcome:
     """Ingest one file version: stage its day parts, then swap them in and record it in the ledger.
 
@@ -467,7 +477,7 @@ def ingest_file(
         hashing = hasher.submit(content_hash, path)
         try:
             header = read_header(path)
-            staged = _stage_retrying(home, path, source, time_range, header)
+            staged = _stage_retrying(home, path, source, time_range, header, progress)
         except FileRejected as rejected:
             return _reject_file(home, path, name, str(rejected), previous)
         digest = hashing.result()
@@ -589,13 +599,15 @@ def ingest_pending(
     time_range: TimeRange,
     only: Collection[str] | None = None,
     min_age_seconds: float = 0.0,
+    progress: Progress | None = None,
 ) -> list[FileOutcome]:
     """Ingest every landing file whose current version is not in the ledger yet.
 
     `only` limits the pass to the named files (the sensor's settled ones); `min_age_seconds`
     skips files modified more recently than that (they may still be being written). Unchanged
     files (same version, or same content) are skipped; a file whose content was already ingested
-    under another name is recorded as a duplicate and adds no records.
+    under another name is recorded as a duplicate and adds no records. `progress` is told about
+    each file parsed.
     """
     home.create()
     outcomes = []
@@ -609,10 +621,11 @@ def ingest_pending(
         _remove_stale_temps(home)
         newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9)
         landing = home.incoming.resolve()
-        for path in landing_files(home.incoming):
-            name = landing_name(home.incoming, path)
-            if only is not None and name not in only:
-                continue
+        candidates = [
+            (path, landing_name(home.incoming, path)) for path in landing_files(home.incoming)
+        ]
+        candidates = [(p, n) for p, n in candidates if only is None or n in only]
+        for number, (path, name) in enumerate(candidates, start=1):
             previous = ledger.get(name)
             try:
                 target = path.resolve()
@@ -649,7 +662,11 @@ def ingest_pending(
                     _record_duplicate(home, name, stat, digest, by_content[digest], previous)
                 )
                 continue
-            outcome = ingest_file(home, path, time_range, previous, by_content.get)
+            if progress is not None:
+                progress.start_file(name, stat.st_size, number, len(candidates))
+            outcome = ingest_file(home, path, time_range, previous, by_content.get, progress)
+            if progress is not None:
+                progress.finish_file()
             if outcome.status == "ingested":
                 by_content[outcome.sha256] = name
             outcomes.append(outcome)
