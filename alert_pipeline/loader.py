@@ -211,13 +211,11 @@ class BatchTyper:
 
     def __init__(self, strings: pa.Table) -> None:
         self.strings = strings
-        self.invalid = np.zeros(strings.num_rows, dtype=bool)
         self.problems: list[tuple[str, np.ndarray, str]] = []
 
     def _flag(self, column: str, mask: pa.Array | np.ndarray, reason: str) -> None:
         bad = np.asarray(pc.fill_null(mask, False)) if isinstance(mask, pa.Array) else mask
         if bad.any():
-            self.invalid |= bad
             self.problems.append((column, bad, reason))
 
     def _parse(self, name: str, column: pa.Array) -> pa.Array:

@@ -150,9 +150,12 @@ class SlidingWindowRule:
         return pa.array(np.asarray(chosen, dtype=bool))
 
     def events(self, records: pa.Table, data_until_us: int | None = None) -> Events:
-        """The events among `records` (holding `self.columns`, `date` as timestamps): their times
-        and, for a grouped rule, dictionary codes of their group (a missing group is its own)."""
-        chosen = records.filter(self.event_mask(records))
+        """The events among `records` (holding `self.columns`, `date` as timestamps)."""
+        return self.events_of(records.filter(self.event_mask(records)), data_until_us)
+
+    def events_of(self, chosen: pa.Table, data_until_us: int | None = None) -> Events:
+        """Records already chosen by `event_mask` as Events: their times and, for a grouped
+        rule, dictionary codes of their group (a missing group is its own)."""
         times = chosen.column("date").cast(pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy()
         if self.group_by is None:
             return Events(times, data_until_us=data_until_us)

@@ -757,7 +757,7 @@ def read_events(home: Home, rule: SlidingWindowRule, days: list[str]) -> Events:
     schema = pa.schema([ARROW_SCHEMA.field(c) for c in rule.columns])
     tables = [_day_events(home, rule, schema, day) for day in days]
     table = pa.concat_tables(tables) if tables else schema.empty_table()
-    return rule.events(table, newest_record_us(home, days))
+    return rule.events_of(table, newest_record_us(home, days))
 
 
 EVENT_CACHE_BYTES = 128 << 20
