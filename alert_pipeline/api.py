@@ -19,9 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from alert_pipeline.errors import PipelineError
+from alert_pipeline.home import Home
+from alert_pipeline.ingestion import ingest_pending
 from alert_pipeline.rules import SlidingWindowRule
 from alert_pipeline.schema import ARROW_SCHEMA, PANDAS_TYPES
-from alert_pipeline.warehouse import QUARANTINE_SCHEMA, Home, ingest_pending
+from alert_pipeline.staging import QUARANTINE_SCHEMA
 
 Days = str | tuple[str, str] | Iterable[str] | None
 

@@ -30,6 +30,9 @@ from dagster import (
     asset_check,
 )
 
+from alert_pipeline.home import UNDATED
+from alert_pipeline.ingestion import ingest_pending
+from alert_pipeline.ledger import day_counts, read_ledger, undated_records
 from alert_pipeline.partitions import daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
 from alert_pipeline.progress import Progress
@@ -48,15 +51,10 @@ from alert_pipeline.rules import (
 )
 from alert_pipeline.schema import ARROW_SCHEMA
 from alert_pipeline.warehouse import (
-    UNDATED,
-    day_counts,
-    ingest_pending,
     quarantine_reasons,
     quarantined_rows,
-    read_ledger,
     severity_counts,
     stored_rows,
-    undated_records,
 )
 
 warnings.filterwarnings("ignore", category=BetaWarning)

@@ -161,8 +161,10 @@ def _from_json(document: dict[str, list]) -> BreachSets:
 def home_figures(home_path: Path) -> dict:
     """From a home a project competitor wrote: records stored / quarantined, breach events per
     rule recomputed from the warehouse, and problems if its stored incidents do not match them."""
+    from alert_pipeline.home import Home
+    from alert_pipeline.ledger import days_with_data, read_ledger
     from alert_pipeline.registry import RULES
-    from alert_pipeline.warehouse import Home, days_with_data, read_events, read_ledger
+    from alert_pipeline.warehouse import read_events
 
     home = Home(home_path)
     days = sorted(days_with_data(home))
@@ -207,10 +209,12 @@ def home_figures(home_path: Path) -> dict:
 
 def run_project(csv: Path, scratch: Path) -> dict:
     """The project's own code in this process, as the assets run it, without Dagster."""
+    from alert_pipeline.home import Home
+    from alert_pipeline.ingestion import ingest_pending
+    from alert_pipeline.ledger import days_with_data
     from alert_pipeline.pipeline import detect_and_store, report_day
     from alert_pipeline.registry import RULES
     from alert_pipeline.resources import AlertHome
-    from alert_pipeline.warehouse import Home, days_with_data, ingest_pending
 
     home = Home(scratch / "home").create()
     _place(csv, home.incoming / CSV_NAME)

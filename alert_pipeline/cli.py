@@ -37,9 +37,9 @@ def say(lines: Iterable[str], stream=None) -> None:
 def home_folder(text: str | None, create: bool):
     """The home of `--home` (default $ALERT_PIPELINE_HOME, else data), which must exist unless
     `create`: a typo must not start an empty home that reports "nothing new"."""
+    from alert_pipeline.home import Home
     from alert_pipeline.registry import use_home
     from alert_pipeline.resources import DEFAULT_HOME
-    from alert_pipeline.warehouse import Home
 
     text = DEFAULT_HOME if text is None else text
     if not text.strip():

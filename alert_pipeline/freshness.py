@@ -19,10 +19,11 @@ import hashlib
 import json
 from collections.abc import Iterable
 
+from alert_pipeline.home import UNDATED, Home
 from alert_pipeline.notifications.outbox import day_summaries
 from alert_pipeline.report import read_report_document
 from alert_pipeline.rules import DayDetection, SlidingWindowRule
-from alert_pipeline.warehouse import UNDATED, Home, read_incidents
+from alert_pipeline.warehouse import read_incidents
 
 NO_DATA = ""  # the state of a day no file contributed to
 

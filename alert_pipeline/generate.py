@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import gzip
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alert_pipeline.atomic import atomic_file
 from alert_pipeline.progress import Progress
 from alert_pipeline.schema import COLUMNS
 
@@ -657,25 +657,20 @@ def _day_chunks(
 
 @contextmanager
 def _atomic_output(path: Path, compress: bool) -> Iterator[_Sink]:
-    """Write beside the target under a hidden temp name and rename, so readers never see a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as raw:
-            if compress:
-                # mtime=0 and a fixed name in the gzip header keep the bytes deterministic.
-                with gzip.GzipFile(
-                    filename=path.name.removesuffix(".gz"),
-                    mode="wb",
-                    fileobj=raw,
-                    compresslevel=GZIP_LEVEL,
-                    mtime=0,
-                ) as zipped:
-                    yield zipped
-            else:
-                yield raw
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """The file's bytes, gzipped if `compress`; readers never see a part (atomic_file)."""
+    with atomic_file(path) as raw:
+        if compress:
+            # mtime=0 and a fixed name in the gzip header keep the bytes deterministic.
+            with gzip.GzipFile(
+                filename=path.name.removesuffix(".gz"),
+                mode="wb",
+                fileobj=raw,
+                compresslevel=GZIP_LEVEL,
+                mtime=0,
+            ) as zipped:
+                yield zipped
+        else:
+            yield raw
 
 
 def _header_line(header: HeaderKind) -> bytes:

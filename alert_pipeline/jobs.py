@@ -10,6 +10,7 @@ from alert_pipeline.assets import (
     undated_records_check,
     validated_logs,
 )
+from alert_pipeline.ingestion import ingest_pending
 from alert_pipeline.notification_assets import (
     dead_letters_check,
     incident_notifications,
@@ -17,7 +18,6 @@ from alert_pipeline.notification_assets import (
 )
 from alert_pipeline.progress import Progress
 from alert_pipeline.resources import AlertHome
-from alert_pipeline.warehouse import ingest_pending
 
 
 class IngestConfig(Config):

@@ -14,6 +14,8 @@ from alert_pipeline.freshness import (
     rule_built_from,
     rule_documents,
 )
+from alert_pipeline.home import Home
+from alert_pipeline.ledger import day_counts, read_ledger
 from alert_pipeline.notifications.config import config_path, load_notifications, max_age_hours
 from alert_pipeline.notifications.decisions import DayDecisions, decide
 from alert_pipeline.notifications.delivery import Delivery, deliver
@@ -30,12 +32,9 @@ from alert_pipeline.rules import (
     incident_record,
 )
 from alert_pipeline.warehouse import (
-    Home,
-    day_counts,
     fatal_per_minute,
     quarantine_reasons,
     read_events,
-    read_ledger,
     write_incidents,
 )
 

@@ -10,8 +10,6 @@ import datetime as dt
 import html
 import io
 import json
-import os
-import secrets
 import string
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -25,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from alert_pipeline.atomic import write_atomic
 from alert_pipeline.rules import MICROS_PER_DAY, Incident, day_start_us
 
 MINUTES_PER_DAY = 1440
@@ -474,27 +473,6 @@ def render_html(report: DayReport, plot_png: bytes) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one.
-
-    The temp name is unique per write (`.<name>.<random>.tmp`), so two runs writing the same
-    partition at once cannot write into each other's temp file.
-    """
-    # backslashreplace: a lone surrogate cannot fail the write (in JSON it becomes a \\u escape).
-    data = text.encode("utf-8", errors="backslashreplace")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_report(
     report: DayReport,
     reports_dir: Path,
@@ -510,7 +488,7 @@ def write_report(
     day_dir = Path(reports_dir) / report.partition  # partition is validated: no path tricks
     day_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: day_dir / f"{REPORT_NAME}.{ext}" for ext in ("md", "html", "json")}
-    _write_atomic(paths["md"], render_markdown(report))
-    _write_atomic(paths["html"], render_html(report, plot_png or plot_fatal_per_minute(report)))
-    _write_atomic(paths["json"], report_json(report_document(report, generated_at)))
+    write_atomic(paths["md"], render_markdown(report))
+    write_atomic(paths["html"], render_html(report, plot_png or plot_fatal_per_minute(report)))
+    write_atomic(paths["json"], report_json(report_document(report, generated_at)))
     return {"json": paths["json"], "md": paths["md"], "html": paths["html"]}

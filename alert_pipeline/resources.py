@@ -11,10 +11,10 @@ from typing import TypeVar
 from dagster import ConfigurableResource, InitResourceContext
 
 from alert_pipeline.errors import PipelineError
+from alert_pipeline.home import Home
 from alert_pipeline.loader import TimeRange
 from alert_pipeline.rules import day_start_us
 from alert_pipeline.runs import holding_run_lock
-from alert_pipeline.warehouse import Home
 
 T = TypeVar("T")
 

@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass, field
 
 from alert_pipeline.errors import PipelineError
+from alert_pipeline.home import UNDATED, Home
+from alert_pipeline.ingestion import FileOutcome, ingest_pending
+from alert_pipeline.ledger import read_ledger
 from alert_pipeline.notifications.config import load_notifications
 from alert_pipeline.notifications.delivery import deliver
 from alert_pipeline.notifications.outbox import open_outbox
@@ -22,14 +25,7 @@ from alert_pipeline.report import read_report_document
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.runs import LAUNCHED_BY, fail_orphaned_runs
 from alert_pipeline.sensors import stale_partitions
-from alert_pipeline.warehouse import (
-    UNDATED,
-    FileOutcome,
-    Home,
-    ingest_pending,
-    quarantine_reason_kinds,
-    read_ledger,
-)
+from alert_pipeline.warehouse import quarantine_reason_kinds
 
 LOCAL_DAGSTER_YAML = """\
 # Local Dagster instance for `alert-pipeline run` and `make ui` (SQLite, few concurrent runs).

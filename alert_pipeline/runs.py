@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from alert_pipeline.warehouse import Home
+from alert_pipeline.home import Home
 
 LAUNCHED_BY = "alert_pipeline/launched_by"  # cli | sensor | schedule
 INPUTS = "alert_pipeline/inputs"  # digest of what the run works on (see sensors.py)

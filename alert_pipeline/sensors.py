@@ -32,6 +32,7 @@ from dagster import (
 
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.freshness import day_states, digest, rule_settings, stale_days
+from alert_pipeline.home import Home, landing_files, landing_name
 from alert_pipeline.jobs import (
     IngestConfig,
     daily_alerts_job,
@@ -39,6 +40,7 @@ from alert_pipeline.jobs import (
     notification_checks_job,
     undated_check_job,
 )
+from alert_pipeline.ledger import read_ledger, undated_records
 from alert_pipeline.notifications.config import config_path, load_notifications
 from alert_pipeline.notifications.delivery import deliver
 from alert_pipeline.notifications.outbox import open_outbox
@@ -53,13 +55,6 @@ from alert_pipeline.runs import (
     RunHistory,
     fail_orphaned_runs,
     run_history,
-)
-from alert_pipeline.warehouse import (
-    Home,
-    landing_files,
-    landing_name,
-    read_ledger,
-    undated_records,
 )
 
 MAX_FILES_PER_TICK = 500

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from alert_pipeline.home import Home
 from alert_pipeline.notifications.config import load_notifications
 from alert_pipeline.notifications.decisions import event_body
 from alert_pipeline.notifications.delivery import deliver
@@ -20,7 +21,6 @@ from alert_pipeline.notifications.lifecycle import Known
 from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.pipeline import RULE_NAMES
 from alert_pipeline.rules import Incident
-from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.receivers import http_receiver
 
 

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from alert_pipeline import BUILTIN_RULES, SlidingWindowRule, detect, load_logs, load_rules
 from alert_pipeline.cli import main
 from alert_pipeline.errors import PipelineError
+from alert_pipeline.home import Home
+from alert_pipeline.ledger import read_ledger
 from alert_pipeline.rules import Incident
 from alert_pipeline.runner import dagster_instance
-from alert_pipeline.warehouse import Home, read_ledger
 from alert_pipeline_tests.custom_rules import CrashesOnOneOs
 from alert_pipeline_tests.helpers import epoch, record, write_csv
 from alert_pipeline_tests.oracle import oracle_incidents

@@ -37,23 +37,20 @@ from dagster import DagsterInstance, materialize
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from alert_pipeline import loader, warehouse
+from alert_pipeline import loader, staging
 from alert_pipeline.assets import alert_report, rule_assets, validated_logs
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.home import UNDATED, Home, source_id
+from alert_pipeline.ingestion import ingest_pending
+from alert_pipeline.ledger import day_counts, read_ledger
 from alert_pipeline.loader import TimeRange
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import DEFAULT_SEVERITIES, day_start_us
 from alert_pipeline.schema import COLUMNS
 from alert_pipeline.warehouse import (
-    UNDATED,
-    Home,
-    day_counts,
     fatal_per_minute,
-    ingest_pending,
     quarantined_rows,
-    read_ledger,
     severity_counts,
-    source_id,
     stored_rows,
 )
 from alert_pipeline_tests.helpers import csv_text, epoch, record
@@ -440,7 +437,7 @@ def test_record_larger_than_the_large_parse_block_rejects_the_file(home, monkeyp
     rejected with a reason (at full scale, a record of over 128 MB always is; one between 64
     and 128 MB is read or not depending on where it starts)."""
     monkeypatch.setattr(loader, "BLOCK_SIZE", 1024)
-    monkeypatch.setattr(warehouse, "LARGE_BLOCK_SIZE", 64 * 1024)
+    monkeypatch.setattr(staging, "LARGE_BLOCK_SIZE", 64 * 1024)
     land(home, "medium.csv", csv_text([record(), record(error_message="m" * 20_000)], HEADER))
     land(home, "huge.csv", csv_text([record(), record(error_message="h" * 200_000)], HEADER))
     land_good(home)

@@ -17,9 +17,9 @@ from dagster import AssetCheckKey, AssetKey
 from alert_pipeline import cli
 from alert_pipeline.cli import failure_reason, main
 from alert_pipeline.errors import PipelineError
+from alert_pipeline.home import UNDATED, Home
 from alert_pipeline.runner import dagster_instance
 from alert_pipeline.runs import LAUNCHED_BY
-from alert_pipeline.warehouse import UNDATED, Home
 from alert_pipeline_tests.helpers import epoch, record, write_csv
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.home import Home
 from alert_pipeline.runner import run_pipeline
-from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.browser import CHROMEDRIVER, CHROMIUM, browse_asset_graph_and_report
 from alert_pipeline_tests.containers import DATA, PodmanStack, podman_problem
 from alert_pipeline_tests.helpers import need

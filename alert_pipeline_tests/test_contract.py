@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.home import Home
 from alert_pipeline.runner import run_pipeline
 from alert_pipeline.schema import COLUMNS
-from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.helpers import one_shot, read_records, reported_incidents, write_split
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from alert_pipeline.freshness import stale_days
+from alert_pipeline.home import Home
+from alert_pipeline.ingestion import ingest_pending
+from alert_pipeline.ledger import read_ledger
 from alert_pipeline.pipeline import detect_and_store, report_day
 from alert_pipeline.registry import RULES
 from alert_pipeline.resources import AlertHome
-from alert_pipeline.warehouse import Home, ingest_pending, read_ledger
 from alert_pipeline_tests.helpers import epoch, record, write_csv
 
 D = [str(dt.date(2021, 9, 10) + dt.timedelta(days=n)) for n in range(5)]

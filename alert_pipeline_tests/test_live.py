@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.home import Home
 from alert_pipeline.runner import run_pipeline
-from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.receivers import HttpReceiver, http_receiver
 from alert_pipeline_tests.stack import (
     free_port,

@@ -30,11 +30,11 @@ from dagster import (
 from alert_pipeline.assets import alert_report, rule_assets, validated_logs
 from alert_pipeline.cli import main
 from alert_pipeline.definitions import defs
+from alert_pipeline.home import Home
 from alert_pipeline.notification_assets import incident_notifications
 from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.runner import dagster_instance
-from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.helpers import epoch, record, write_csv
 from alert_pipeline_tests.receivers import http_receiver, smtp_receiver
 from alert_pipeline_tests.stack import free_port

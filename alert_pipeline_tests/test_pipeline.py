@@ -10,9 +10,9 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, materialize
 
 from alert_pipeline.assets import alert_report, rule_assets, validated_logs
 from alert_pipeline.definitions import defs
+from alert_pipeline.home import Home
 from alert_pipeline.registry import RULES
 from alert_pipeline.resources import AlertHome
-from alert_pipeline.warehouse import Home
 from alert_pipeline_tests.helpers import epoch, record, write_csv
 
 ALL_ASSETS = [validated_logs, *rule_assets, alert_report]

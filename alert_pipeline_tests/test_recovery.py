@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 from alert_pipeline.cli import main
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.home import Home
 from alert_pipeline.runner import dagster_instance, run_pipeline
-from alert_pipeline.warehouse import Home, stored_rows
+from alert_pipeline.warehouse import stored_rows
 from alert_pipeline_tests.helpers import (
     need,
     one_shot,

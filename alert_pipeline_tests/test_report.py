@@ -277,7 +277,7 @@ def test_failed_write_keeps_the_old_file_and_removes_the_temp_file(tmp_path, mon
             raise OSError("disk full")
         return os.rename(src, dst)
 
-    monkeypatch.setattr("alert_pipeline.report.os.replace", failing_replace)
+    monkeypatch.setattr("alert_pipeline.atomic.os.replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         write_report(day_report(), tmp_path)
     assert paths["json"].read_bytes() == old_json

@@ -24,6 +24,8 @@ from dagster import (
 from dagster._core.utils import make_new_run_id
 
 from alert_pipeline.definitions import defs
+from alert_pipeline.home import Home
+from alert_pipeline.ingestion import ingest_pending
 from alert_pipeline.partitions import range_tags
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.runs import (
@@ -42,7 +44,6 @@ from alert_pipeline.sensors import (
     plan_alerts,
     plan_tick,
 )
-from alert_pipeline.warehouse import Home, ingest_pending
 from alert_pipeline_tests.helpers import (
     epoch,
     one_shot,

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alert_pipeline.errors import PipelineError
-from alert_pipeline.warehouse import Home
+from alert_pipeline.home import Home
 
 CONFIG_NAME = "notifications.yaml"
 CONFIG_ENV = "ALERT_PIPELINE_NOTIFICATIONS"

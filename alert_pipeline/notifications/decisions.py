@@ -10,12 +10,13 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
+from alert_pipeline.home import Home
 from alert_pipeline.notifications.lifecycle import Change, Known, Seen, reconcile
 from alert_pipeline.notifications.outbox import Outbox
 from alert_pipeline.registry import RULES
 from alert_pipeline.report import incident_document, report_path
 from alert_pipeline.rules import MICROS_PER_SECOND, incident_from_record
-from alert_pipeline.warehouse import Home, read_incidents
+from alert_pipeline.warehouse import read_incidents
 
 
 @dataclass

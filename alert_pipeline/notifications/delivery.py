@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
+from alert_pipeline.home import Home
 from alert_pipeline.notifications.config import Notifications
 from alert_pipeline.notifications.outbox import Message, Outbox, open_outbox, outbox_path
 from alert_pipeline.notifications.transports import Outcome, send
 from alert_pipeline.rules import MICROS_PER_SECOND
-from alert_pipeline.warehouse import Home
 
 MAX_RETRY_SECONDS = 1800.0
 TRIES_PER_PASS = 3  # then the message waits for a later pass: a receiver that is down for long

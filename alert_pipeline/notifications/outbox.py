@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from alert_pipeline.home import Home
 from alert_pipeline.notifications.lifecycle import Change, Known
 from alert_pipeline.rules import Incident
-from alert_pipeline.warehouse import Home
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (

@@ -7,6 +7,7 @@
 # The base images python:3.11-slim-bookworm and postgres:16 are STAND-INS built here from Debian
 # bookworm (python-base.Containerfile, postgres-base.Containerfile), not the official images.
 set -euo pipefail
+trap 'echo "up.sh: line $LINENO failed (exit $?)" >&2' ERR
 here=$(cd "$(dirname "$0")" && pwd)
 proj=$(cd "${1:?usage: up.sh PROJECT_DIR}" && pwd)
 export STATE=${STATE:-/tmp/podman-stack}
@@ -26,8 +27,8 @@ fi
 #    images the project names (python:3.11-slim-bookworm, postgres:16).
 if ! podman image exists localhost/debian:bookworm; then
   root=$(mktemp -d)
-  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
-  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list)
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
   debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
   tar -C "$root" -c . | podman import - localhost/debian:bookworm >/dev/null
   rm -rf "$root"
@@ -53,7 +54,8 @@ fi
 
 # 5. Build with the host's CA bundle mounted (package registries are reached through it), then up.
 cd "$proj"
-image=$(docker-compose config | awk '/image: .*alert-pipeline/ {print $2; exit}')
+# awk reads to the end: quitting early would kill docker-compose with SIGPIPE, failing the pipe.
+image=$(docker-compose config | awk '/image: .*alert-pipeline/ && !found {print $2; found = 1}')
 podman build --pull=never --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
   -t "${image:-alert-pipeline:latest}" . >"$STATE/build.log" 2>&1 || { tail -20 "$STATE/build.log"; exit 1; }
 docker-compose up -d --no-build
