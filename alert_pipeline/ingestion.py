@@ -4,11 +4,12 @@ earlier version contributed, so it never duplicates rows.
 """
 
 import datetime as dt
+import glob
 import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +19,15 @@ from alert_pipeline.home import UNDATED, Home, landing_files, landing_name, sour
 from alert_pipeline.ledger import (
     DayCounts,
     file_version,
-    home_lock,
+    lock,
+    original_of,
+    read_entry,
     read_ledger,
     write_entry,
 )
 from alert_pipeline.loader import FileRejected, TimeRange, read_header
 from alert_pipeline.progress import Progress
-from alert_pipeline.staging import stage
+from alert_pipeline.staging import Staged, stage
 
 
 @dataclass
@@ -61,14 +64,14 @@ def ingest_file(
     path: Path,
     time_range: TimeRange,
     previous: dict | None,
-    original_of: Callable[[str], str | None],
     progress: Progress | None = None,
 ) -> FileOutcome:
     """Ingest one file version: stage its day parts, then swap them in and record it in the ledger.
 
     The content hash is computed beside the parsing; if it shows the content was already
-    ingested under another name (`original_of`), the staged parts are dropped and the file is
-    recorded as a duplicate. A file that cannot be parsed at all is moved to quarantine/files
+    ingested under another name, the staged parts are dropped and the file is recorded as a
+    duplicate; the check and the swap hold the content's lock, so of two names of one content
+    ingested at once, exactly one is stored. A file that cannot be parsed at all is moved to quarantine/files
     with a reason, and what an earlier version of it contributed stays as it was.
     """
     name = landing_name(home.incoming, path)
@@ -82,16 +85,31 @@ def ingest_file(
         except FileRejected as rejected:
             return _reject_file(home, path, name, str(rejected), previous)
         digest = hashing.result()
+    with lock(home, f"content:{digest}"):
+        return _swap_in(home, name, stat, digest, header.kind, staged, previous)
+
+
+def _swap_in(
+    home: Home,
+    name: str,
+    stat: os.stat_result,
+    digest: str,
+    header_kind: str,
+    staged: Staged,
+    previous: dict | None,
+) -> FileOutcome:
+    """Commit a staged file version (or record it as a duplicate) and write its ledger entry."""
+    source = source_id(name)
     writers, counts, spool, skipped = staged
-    original = original_of(digest)
+    original = original_of(home, digest)
     if original is not None and original != name:
         writers.abort()
         spool.abort()
         return _record_duplicate(home, name, stat, digest, original, previous)
-    staged = writers.close()
-    quarantine_staged = {}
+    day_parts = writers.close()
+    quarantine_parts = {}
     for day, (part, rows) in spool.split(name, skipped, min(counts) if counts else UNDATED).items():
-        quarantine_staged[day] = part
+        quarantine_parts[day] = part
         counts.setdefault(day, DayCounts()).quarantined += rows
     for day_counts in counts.values():
         day_counts.read = day_counts.stored + day_counts.quarantined
@@ -99,8 +117,8 @@ def ingest_file(
     _drop_parts(home, source, old_days - set(counts))
     for day in counts:
         for parts, folder in (
-            (staged, home.day_dir(day)),
-            (quarantine_staged, home.quarantine_dir(day)),
+            (day_parts, home.day_dir(day)),
+            (quarantine_parts, home.quarantine_dir(day)),
         ):
             if day in parts:
                 parts[day].commit()
@@ -111,7 +129,7 @@ def ingest_file(
         "source": source,
         "sha256": digest,
         "version": file_version(stat),
-        "header": header.kind,
+        "header": header_kind,
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
         "days": {day: counts[day].as_dict() for day in sorted(counts)},
         "changed_days": sorted(set(counts) | old_days),
@@ -122,14 +140,42 @@ def ingest_file(
     )
 
 
-def _remove_stale_temps(home: Home) -> None:
-    """Temp files of an ingestion that was killed (they are never read: readers only see
-    `*.parquet` and `*.json`); safe under the home lock, which every ingestion holds. Files only:
-    a rejected file keeps its landing folders in quarantine/files, and one may be named `.x.tmp`."""
-    for folder in (home.validated, home.quarantine, home.ledger):
-        for temp in folder.rglob(".*.tmp"):
+def _temps(home: Home, source: str = "*") -> Iterator[Path]:
+    """Temp files of ingestions of a source (of any, by default) that were killed: readers never
+    see them (they read `*.parquet` and `*.json` only). Files only: a rejected file keeps its
+    landing folders in quarantine/files, and one may be named like a temp file."""
+    for folder, pattern in (
+        (home.validated, f"day=*/.{source}.*.tmp"),
+        (home.quarantine, f"day=*/.{source}.*.tmp"),
+        (home.quarantine, f".{source}.*.tmp"),
+        (home.ledger, f".{source}.*.tmp"),
+    ):
+        for temp in folder.glob(pattern):
             if temp.is_file() and not temp.is_symlink():
-                temp.unlink(missing_ok=True)
+                yield temp
+
+
+def _remove_stale_temps(home: Home, name: str) -> None:
+    """Remove what a killed ingestion of this file left; under the file's lock, which every
+    ingestion of it holds."""
+    for temp in _temps(home, source_id(name)):
+        temp.unlink(missing_ok=True)
+    rejected = home.rejected_files / name
+    for temp in rejected.parent.glob(f".{glob.escape(rejected.name)}.reason.txt.*.tmp"):
+        temp.unlink(missing_ok=True)
+
+
+def _remove_orphaned_temps(home: Home, names: Iterable[str]) -> None:
+    """Remove what killed ingestions left of files that are no longer in the landing folder
+    (one killed just after moving a rejected file away, or a file deleted since), each under
+    its file's lock if it is free."""
+    listed = {source_id(name) for name in names}
+    orphans = {temp.name[1:].split(".")[0] for temp in _temps(home)} - listed
+    for source in sorted(orphans):
+        with lock(home, f"source:{source}", wait=False) as held:
+            if held:
+                for temp in _temps(home, source):
+                    temp.unlink(missing_ok=True)
 
 
 def _why(error: OSError) -> str:
@@ -200,67 +246,82 @@ def ingest_pending(
     skips files modified more recently than that (they may still be being written). Unchanged
     files (same version, or same content) are skipped; a file whose content was already ingested
     under another name is recorded as a duplicate and adds no records. `progress` is told about
-    each file parsed.
+    each file parsed. Each file is handled under its own lock: ingestions of different files run
+    at once (in several processes or on several machines), two of one file take turns.
     """
     home.create()
     outcomes = []
-    with home_lock(home):
-        ledger = read_ledger(home)
-        by_content = {
-            entry["sha256"]: name
-            for name, entry in ledger.items()
-            if entry.get("sha256") and not entry.get("duplicate_of")
-        }
-        _remove_stale_temps(home)
-        newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9)
-        landing = home.incoming.resolve()
-        candidates = [
-            (path, landing_name(home.incoming, path)) for path in landing_files(home.incoming)
-        ]
-        candidates = [(p, n) for p, n in candidates if only is None or n in only]
-        for number, (path, name) in enumerate(candidates, start=1):
-            previous = ledger.get(name)
-            try:
-                target = path.resolve()
-            except (OSError, RuntimeError) as error:  # RuntimeError: a loop of links
-                reason = "a loop of links" if isinstance(error, RuntimeError) else _why(error)
-                outcomes.append(
-                    _reject_file(home, path, name, f"cannot read it: {reason}", previous)
-                )
-                continue
-            if not target.is_relative_to(landing):
-                reason = f"a link to {target}, outside the landing folder"
-                outcomes.append(_reject_file(home, path, name, reason, previous))
-                continue
-            try:
-                stat = path.stat()
-                if previous and previous.get("version") == file_version(stat):
-                    continue
-                if min_age_seconds > 0 and stat.st_mtime_ns > newest_mtime_ns:
-                    continue
-                # Same size as the ingested version: maybe only touched, so hash before parsing.
-                maybe_same = previous and previous.get("version", [None])[0] == stat.st_size
-                digest = content_hash(path) if maybe_same else None
-            except OSError as error:
-                reason = f"cannot read it: {_why(error)}"
-                outcomes.append(_reject_file(home, path, name, reason, previous))
-                continue
-            if digest and previous.get("sha256") == digest and not previous.get("rejected"):
-                previous.update(version=file_version(stat), changed_days=[])
-                write_entry(home, previous)
-                outcomes.append(FileOutcome(name, "unchanged"))
-                continue
-            if digest and by_content.get(digest, name) != name:
-                outcomes.append(
-                    _record_duplicate(home, name, stat, digest, by_content[digest], previous)
-                )
-                continue
-            if progress is not None:
-                progress.start_file(name, stat.st_size, number, len(candidates))
-            outcome = ingest_file(home, path, time_range, previous, by_content.get, progress)
-            if progress is not None:
-                progress.finish_file()
-            if outcome.status == "ingested":
-                by_content[outcome.sha256] = name
+    known = read_ledger(home)  # files whose version is in it are skipped without taking a lock
+    newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9) if min_age_seconds > 0 else None
+    candidates = [
+        (path, landing_name(home.incoming, path)) for path in landing_files(home.incoming)
+    ]
+    _remove_orphaned_temps(home, [name for _, name in candidates])
+    candidates = [(p, n) for p, n in candidates if only is None or n in only]
+    for number, (path, name) in enumerate(candidates, start=1):
+        if _same_version(path, known.get(name)):
+            continue
+        with lock(home, f"source:{source_id(name)}"):
+            _remove_stale_temps(home, name)
+            place = (number, len(candidates))
+            outcome = _ingest_candidate(
+                home, path, name, time_range, newest_mtime_ns, progress, place
+            )
+        if outcome is not None:
             outcomes.append(outcome)
     return outcomes
+
+
+def _same_version(path: Path, entry: dict | None) -> bool:
+    try:
+        return entry is not None and entry.get("version") == file_version(path.stat())
+    except OSError:
+        return False
+
+
+def _ingest_candidate(
+    home: Home,
+    path: Path,
+    name: str,
+    time_range: TimeRange,
+    newest_mtime_ns: int | None,
+    progress: Progress | None,
+    place: tuple[int, int],
+) -> FileOutcome | None:
+    """One landing file (number `place[0]` of `place[1]`), under its lock: None when there is
+    nothing to do for it."""
+    if not os.path.lexists(path):
+        return None  # moved away meanwhile (rejected by another ingestion) or deleted
+    previous = read_entry(home, name)
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: a loop of links
+        reason = "a loop of links" if isinstance(error, RuntimeError) else _why(error)
+        return _reject_file(home, path, name, f"cannot read it: {reason}", previous)
+    if not target.is_relative_to(home.incoming.resolve()):
+        reason = f"a link to {target}, outside the landing folder"
+        return _reject_file(home, path, name, reason, previous)
+    try:
+        stat = path.stat()
+        if previous and previous.get("version") == file_version(stat):
+            return None
+        if newest_mtime_ns is not None and stat.st_mtime_ns > newest_mtime_ns:
+            return None
+        # Same size as the ingested version: maybe only touched, so hash before parsing.
+        maybe_same = previous and previous.get("version", [None])[0] == stat.st_size
+        digest = content_hash(path) if maybe_same else None
+    except OSError as error:
+        return _reject_file(home, path, name, f"cannot read it: {_why(error)}", previous)
+    if digest and previous.get("sha256") == digest and not previous.get("rejected"):
+        previous.update(version=file_version(stat), changed_days=[])
+        write_entry(home, previous)
+        return FileOutcome(name, "unchanged")
+    original = original_of(home, digest) if digest else None
+    if original not in (None, name):
+        return _record_duplicate(home, name, stat, digest, original, previous)
+    if progress is not None:
+        progress.start_file(name, stat.st_size, *place)
+    outcome = ingest_file(home, path, time_range, previous, progress)
+    if progress is not None:
+        progress.finish_file()
+    return outcome

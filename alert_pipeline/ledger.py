@@ -1,17 +1,28 @@
-"""The ledger: one JSON entry per landing file name, saying which version of the file was
-ingested and what it contributed to each day (records read, stored, quarantined). Ingestion is
-serialised per home by a file lock.
+"""The ledger: one entry per landing file name, saying which version of the file was ingested and
+what it contributed to each day (records read, stored, quarantined); and the locks that keep two
+ingestions of one file (or of one content under two names) from racing.
+
+The ledger lives in the home (`warehouse/ledger/<source>.json`, locks are `flock`s on files in
+`.locks/`) unless `ALERT_PIPELINE_STATE_URL=postgresql://…` is set: then entries are rows of
+Postgres and locks are Postgres session advisory locks, released by the server when the holder
+dies, so workers on several machines can share one home.
 """
 
 import fcntl
+import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from alert_pipeline.atomic import write_json_atomic
-from alert_pipeline.home import UNDATED, Home
+from alert_pipeline.home import UNDATED, Home, source_id
+
+STATE_URL_ENV = "ALERT_PIPELINE_STATE_URL"
+TABLE = "alert_pipeline_ledger"
 
 
 @dataclass
@@ -24,20 +35,49 @@ class DayCounts:
         return {"read": self.read, "stored": self.stored, "quarantined": self.quarantined}
 
 
-@contextmanager
-def home_lock(home: Home) -> Iterator[None]:
-    """One ingestion at a time per home: concurrent runs wait instead of racing on the same file."""
-    home.root.mkdir(parents=True, exist_ok=True)
-    with open(home.root / ".ingest.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def state_url() -> str | None:
+    return os.environ.get(STATE_URL_ENV) or None
+
+
+def _connect(url: str):
+    import psycopg2  # installed with dagster-postgres
+
+    connection = psycopg2.connect(url)
+    connection.autocommit = True
+    return connection
+
+
+_connections: dict[tuple[str, int], object] = {}
+_connections_lock = threading.Lock()
+
+
+def _query(url: str, sql: str, arguments: tuple = ()) -> list[tuple]:
+    """Run one statement on this process's connection (created with the table if needed)."""
+    key = (url, os.getpid())  # a forked child must not share its parent's connection
+    with _connections_lock:
+        if key not in _connections:
+            connection = _connect(url)
+            with connection.cursor() as cursor:
+                # One transaction, serialised: concurrent CREATE IF NOT EXISTS can still collide.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(7305880345620235264); "
+                    f"CREATE TABLE IF NOT EXISTS {TABLE} (home text NOT NULL, file text NOT NULL, "
+                    "sha256 text, original boolean NOT NULL, entry jsonb NOT NULL, "
+                    "PRIMARY KEY (home, file))"
+                )
+            _connections[key] = connection
+    with _connections[key].cursor() as cursor:
+        cursor.execute(sql, arguments)
+        return cursor.fetchall() if cursor.description else []
 
 
 def read_ledger(home: Home) -> dict[str, dict]:
     """Ledger entries by landing file name."""
+    if url := state_url():
+        rows = _query(
+            url, f"SELECT entry FROM {TABLE} WHERE home = %s ORDER BY file", (str(home.root),)
+        )
+        return {row[0]["file"]: row[0] for row in rows}
     entries = {}
     if home.ledger.is_dir():
         for path in sorted(home.ledger.glob("*.json")):
@@ -46,8 +86,95 @@ def read_ledger(home: Home) -> dict[str, dict]:
     return entries
 
 
+def read_entry(home: Home, name: str) -> dict | None:
+    """The ledger entry of one landing file name, if any."""
+    if url := state_url():
+        rows = _query(
+            url, f"SELECT entry FROM {TABLE} WHERE home = %s AND file = %s", (str(home.root), name)
+        )
+        return rows[0][0] if rows else None
+    path = home.ledger / f"{source_id(name)}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def original_of(home: Home, digest: str) -> str | None:
+    """The file name under which this content was ingested (not as a duplicate), if any."""
+    if url := state_url():
+        rows = _query(
+            url,
+            f"SELECT file FROM {TABLE} WHERE home = %s AND sha256 = %s AND original",
+            (str(home.root), digest),
+        )
+        return rows[0][0] if rows else None
+    for name, entry in read_ledger(home).items():
+        if entry.get("sha256") == digest and not entry.get("duplicate_of"):
+            return name
+    return None
+
+
 def write_entry(home: Home, entry: dict) -> None:
+    if url := state_url():
+        original = bool(entry.get("sha256")) and not entry.get("duplicate_of")
+        _query(
+            url,
+            f"INSERT INTO {TABLE} (home, file, sha256, original, entry) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (home, file) DO UPDATE SET sha256 = EXCLUDED.sha256,"
+            " original = EXCLUDED.original, entry = EXCLUDED.entry",
+            (str(home.root), entry["file"], entry.get("sha256"), original, json.dumps(entry)),
+        )
+        return
     write_json_atomic(home.ledger / f"{entry['source']}.json", entry)
+
+
+@contextmanager
+def lock(home: Home, key: str, wait: bool = True) -> Iterator[bool]:
+    """Hold the lock named `key` of this home: one holder at a time, whatever process or machine
+    it runs on; a holder that dies releases it. Yields whether it is held (always, when `wait`;
+    else only if it was free)."""
+    digest = hashlib.sha256(f"{home.root}\0{key}".encode()).digest()
+    if url := state_url():
+        number = int.from_bytes(digest[:8], "big", signed=True)
+        connection = _connect(url)  # its own session: the lock lives as long as it
+        try:
+            with connection.cursor() as cursor:
+                if wait:
+                    cursor.execute("SELECT pg_advisory_lock(%s), true", (number,))
+                else:
+                    cursor.execute("SELECT pg_try_advisory_lock(%s)", (number,))
+                held = bool(cursor.fetchone()[-1])
+            yield held
+        finally:
+            connection.close()  # ends the session, which releases its advisory locks
+        return
+    with _file_lock(home.root / ".locks" / f"{digest.hex()[:32]}.lock", wait) as held:
+        yield held
+
+
+@contextmanager
+def _file_lock(path: Path, wait: bool) -> Iterator[bool]:
+    """An flock on `path`, which is removed on release so that locks do not pile up: a waiter
+    that then gets the lock of the removed file sees that the path is gone and tries again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            if _names(path, handle.fileno()):
+                try:
+                    yield True
+                finally:
+                    path.unlink(missing_ok=True)
+                return
+
+
+def _names(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def file_version(stat: os.stat_result) -> list[int]:

@@ -131,13 +131,26 @@ def wait_runs(stack: PodmanStack, what: str, done: Callable[[list[dict]], bool])
     return poll_until(what, PHASE_TIMEOUT, check, stack.logs)
 
 
+HOLDER = """
+import os, time
+from alert_pipeline.home import Home, source_id
+from alert_pipeline.ledger import lock
+from alert_pipeline.schema import COLUMNS
+home, name = Home("{data}"), "{name}"
+with lock(home, "source:" + source_id(name)):
+    (home.incoming / (name + ".part")).write_text(",".join(COLUMNS) + "\\n")
+    os.rename(home.incoming / (name + ".part"), home.incoming / name)
+    open("/tmp/holder", "w").write(str(os.getpid()))
+    time.sleep(600)
+"""
+
+
 def hold_the_ingestion_lock(stack: PodmanStack) -> None:
-    """A process in user_code holds the home's ingestion lock (until killed): every run that
-    starts then waits at its first step."""
-    holder = (
-        "import fcntl,os,time;f=open('/opt/dagster/data/.ingest.lock','w');fcntl.flock(f,2);"
-        "open('/tmp/holder','w').write(str(os.getpid()));time.sleep(600)"
-    )
+    """A process in user_code lands an empty log file (a header only) while it holds that file's
+    ingestion lock (until killed): every run that starts then waits at its first step, which
+    ingests what is pending. The name sorts first, so it is the first file a run waits for."""
+    stack.holders = getattr(stack, "holders", 0) + 1
+    holder = HOLDER.format(data=DATA, name=f"0000-hold-{stack.holders}.csv")
     stack.exec("user_code", "rm", "-f", "/tmp/holder")
     stack.podman("exec", "-d", stack.container("user_code"), "python", "-c", holder)
     poll_until(
