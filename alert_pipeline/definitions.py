@@ -1,12 +1,11 @@
 """The Dagster code location: assets, checks, jobs, the sensor, the schedule and resources.
 
-Every run executes in one process (`in_process_executor`): its steps share the resource that
-holds the run's lock (runs.py), and a day's few steps do not pay a process start each.
+Runs execute in one process unless `ALERT_PIPELINE_EXECUTOR` says otherwise (executors.py).
 """
 
 import os
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, EnvVar
 
 from alert_pipeline.assets import (
     alert_report,
@@ -14,6 +13,7 @@ from alert_pipeline.assets import (
     undated_records_check,
     validated_logs,
 )
+from alert_pipeline.executors import run_executor
 from alert_pipeline.jobs import (
     daily_alerts_job,
     ingest_job,
@@ -51,5 +51,5 @@ defs = Definitions(
     sensors=[landing_folder_sensor, notification_delivery_sensor],
     schedules=[daily_alerts_schedule],
     resources={"alert_home": alert_home},
-    executor=in_process_executor,
+    executor=run_executor(),
 )

@@ -251,19 +251,13 @@ def ingest_pending(
     """
     home.create()
     outcomes = []
-    known = read_ledger(home)  # files whose version is in it are skipped without taking a lock
     newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9) if min_age_seconds > 0 else None
-    candidates = [
-        (path, landing_name(home.incoming, path)) for path in landing_files(home.incoming)
-    ]
-    _remove_orphaned_temps(home, [name for _, name in candidates])
-    candidates = [(p, n) for p, n in candidates if only is None or n in only]
-    for number, (path, name) in enumerate(candidates, start=1):
-        if _same_version(path, known.get(name)):
-            continue
+    _remove_orphaned_temps(home, [name for _, name in _landing(home)])
+    pending = pending_files(home, min_age_seconds, only)
+    for number, (path, name) in enumerate(pending, start=1):
         with lock(home, f"source:{source_id(name)}"):
             _remove_stale_temps(home, name)
-            place = (number, len(candidates))
+            place = (number, len(pending))
             outcome = _ingest_candidate(
                 home, path, name, time_range, newest_mtime_ns, progress, place
             )
@@ -272,11 +266,33 @@ def ingest_pending(
     return outcomes
 
 
-def _same_version(path: Path, entry: dict | None) -> bool:
-    try:
-        return entry is not None and entry.get("version") == file_version(path.stat())
-    except OSError:
-        return False
+def pending_files(
+    home: Home, min_age_seconds: float = 0.0, only: Collection[str] | None = None
+) -> list[tuple[Path, str]]:
+    """Landing files (path, name) whose current version is not in the ledger, and not modified
+    in the last `min_age_seconds`; `only`: of these names. Decided without locks: ingestion
+    decides again under each file's lock."""
+    known = read_ledger(home)
+    newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9)
+    pending = []
+    for path, name in _landing(home):
+        if only is not None and name not in only:
+            continue
+        try:
+            stat = path.stat()
+        except OSError:
+            pending.append((path, name))  # to be rejected, with the reason
+            continue
+        if known.get(name, {}).get("version") == file_version(stat):
+            continue
+        if min_age_seconds > 0 and stat.st_mtime_ns > newest_mtime_ns:
+            continue
+        pending.append((path, name))
+    return pending
+
+
+def _landing(home: Home) -> list[tuple[Path, str]]:
+    return [(path, landing_name(home.incoming, path)) for path in landing_files(home.incoming)]
 
 
 def _ingest_candidate(

@@ -1,6 +1,17 @@
 """Jobs: ingesting named landing files (what the sensor launches), and the whole daily chain."""
 
-from dagster import AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
+from collections.abc import Iterator
+
+from dagster import (
+    AssetSelection,
+    Config,
+    DynamicOut,
+    DynamicOutput,
+    OpExecutionContext,
+    define_asset_job,
+    job,
+    op,
+)
 from pydantic import Field
 
 from alert_pipeline.assets import (
@@ -10,7 +21,8 @@ from alert_pipeline.assets import (
     undated_records_check,
     validated_logs,
 )
-from alert_pipeline.ingestion import ingest_pending
+from alert_pipeline.home import source_id
+from alert_pipeline.ingestion import ingest_pending, pending_files
 from alert_pipeline.notification_assets import (
     dead_letters_check,
     incident_notifications,
@@ -26,30 +38,34 @@ class IngestConfig(Config):
     )
 
 
-@op
+@op(out=DynamicOut(str))
 def ingest_landing_files(
-    context: OpExecutionContext, config: IngestConfig, alert_home: AlertHome
-) -> None:
-    """Ingest the named landing files (all new settled ones when none are named) into the
-    warehouse; the sensor then requests the partitions they changed."""
+    config: IngestConfig, alert_home: AlertHome
+) -> Iterator[DynamicOutput[str]]:
+    """The landing files to ingest (the named ones, or every new settled one), one step each:
+    with a distributed executor, workers share them."""
+    home = alert_home.home()
+    settle = 0 if config.files else alert_home.settle_seconds
+    for _, name in pending_files(home, settle, set(config.files) if config.files else None):
+        yield DynamicOutput(name, mapping_key=source_id(name))
+
+
+@op
+def ingest_landing_file(context: OpExecutionContext, alert_home: AlertHome, name: str) -> None:
+    """Ingest one landing file into the warehouse; the sensor then requests the partitions it
+    changed."""
     outcomes = ingest_pending(
         alert_home.home(),
         alert_home.time_range(),
-        only=set(config.files) if config.files else None,
-        min_age_seconds=0 if config.files else alert_home.settle_seconds,
+        only={name},
         progress=Progress.to_log("ingesting", context.log.info),
     )
     log_outcomes(context, outcomes)
-    context.log.info(
-        f"{len(outcomes)} files handled: {sum(o.read for o in outcomes)} records read, "
-        f"{sum(o.stored for o in outcomes)} stored, {sum(o.quarantined for o in outcomes)} "
-        "quarantined"
-    )
 
 
 @job(description="Ingest landing files into the warehouse ledger and day Parquet.")
 def ingest_job() -> None:
-    ingest_landing_files()
+    ingest_landing_files().map(ingest_landing_file)
 
 
 daily_alerts_job = define_asset_job(

@@ -51,11 +51,11 @@ _connections: dict[tuple[str, int], object] = {}
 _connections_lock = threading.Lock()
 
 
-def _query(url: str, sql: str, arguments: tuple = ()) -> list[tuple]:
-    """Run one statement on this process's connection (created with the table if needed)."""
+def _connection(url: str):
+    """This process's connection (created with the table if needed)."""
     key = (url, os.getpid())  # a forked child must not share its parent's connection
     with _connections_lock:
-        if key not in _connections:
+        if key not in _connections or _connections[key].closed:
             connection = _connect(url)
             with connection.cursor() as cursor:
                 # One transaction, serialised: concurrent CREATE IF NOT EXISTS can still collide.
@@ -66,7 +66,24 @@ def _query(url: str, sql: str, arguments: tuple = ()) -> list[tuple]:
                     "PRIMARY KEY (home, file))"
                 )
             _connections[key] = connection
-    with _connections[key].cursor() as cursor:
+        return _connections[key]
+
+
+def _query(url: str, sql: str, arguments: tuple = ()) -> list[tuple]:
+    """Run one statement (each is idempotent); once more on a new connection if the server
+    dropped this one, as when it restarts: a long-lived sensor process must not fail from then on."""
+    import psycopg2
+
+    connection = _connection(url)
+    try:
+        return _execute(connection, sql, arguments)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError):
+        connection.close()
+        return _execute(_connection(url), sql, arguments)
+
+
+def _execute(connection, sql: str, arguments: tuple) -> list[tuple]:
+    with connection.cursor() as cursor:
         cursor.execute(sql, arguments)
         return cursor.fetchall() if cursor.description else []
 

@@ -11,6 +11,7 @@ from typing import TypeVar
 from dagster import ConfigurableResource, InitResourceContext
 
 from alert_pipeline.errors import PipelineError
+from alert_pipeline.executors import distributed
 from alert_pipeline.home import Home
 from alert_pipeline.loader import TimeRange
 from alert_pipeline.rules import day_start_us
@@ -70,7 +71,7 @@ class AlertHome(ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["AlertHome"]:
-        if context.run is None:
+        if context.run is None or distributed():  # steps in several processes: see executors.py
             yield self
             return
         with holding_run_lock(self.home(), context.run.run_id):

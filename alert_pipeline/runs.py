@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from alert_pipeline.executors import distributed
 from alert_pipeline.home import Home
 
 LAUNCHED_BY = "alert_pipeline/launched_by"  # cli | sensor | schedule
@@ -65,7 +66,10 @@ def _lock_is_free(home: Home, run_id: str) -> bool | None:
 
 def fail_orphaned_runs(instance: DagsterInstance, home: Home) -> list[str]:
     """Mark failed the STARTED runs of this home whose process is gone; returns their ids.
-    Lock files of finished runs are removed."""
+    Lock files of finished runs are removed. Not with a distributed executor, whose runs hold no
+    lock: Dagster's run monitoring tells their dead run workers (deploy/dagster.cluster.yaml)."""
+    if distributed():
+        return []
     failed = []
     now = dt.datetime.now(dt.UTC).timestamp()
     for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED])):

@@ -12,13 +12,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psycopg2
 import pytest
 
-from alert_pipeline import ingestion
+from alert_pipeline import ingestion, ledger
 from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import Home, source_id
 from alert_pipeline.ingestion import ingest_pending
-from alert_pipeline.ledger import STATE_URL_ENV, TABLE, lock, read_ledger
+from alert_pipeline.ledger import STATE_URL_ENV, TABLE, lock, read_ledger, write_entry
 from alert_pipeline.warehouse import stored_rows
 from alert_pipeline_tests.helpers import need
 from alert_pipeline_tests.test_bad_input import (
@@ -37,8 +38,6 @@ POSTGRES_URL = os.environ.get(
 
 def postgres_problem() -> str | None:
     try:
-        import psycopg2
-
         psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
     except Exception as error:  # noqa: BLE001 - any failure means: no server to test against
         return f"no PostgreSQL at {POSTGRES_URL}: {error}".strip()
@@ -56,8 +55,6 @@ def state(request, monkeypatch, tmp_path) -> str:
         monkeypatch.delenv(STATE_URL_ENV, raising=False)
     yield request.param
     if request.param == "postgres":
-        import psycopg2
-
         with psycopg2.connect(POSTGRES_URL) as connection, connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {TABLE} WHERE home LIKE %s", (f"{tmp_path}%",))
 
@@ -158,3 +155,17 @@ def test_a_worker_killed_holding_its_locks_then_a_rerun_ends_as_a_clean_run(stat
     output = rerun.communicate(timeout=300)[0]
     assert rerun.returncode == 0, output
     assert_same_as_reference(home, landing, reference)
+
+
+def test_a_connection_dropped_by_postgres_is_made_again(tmp_path, monkeypatch):
+    problem = postgres_problem()
+    need(problem is None, problem or "")
+    monkeypatch.setenv(STATE_URL_ENV, POSTGRES_URL)
+    home = Home(tmp_path / "home")
+    write_entry(home, {"file": "a.csv", "source": source_id("a.csv"), "days": {}})
+    (backend,) = ledger._query(POSTGRES_URL, "SELECT pg_backend_pid()")[0]
+    with psycopg2.connect(POSTGRES_URL) as other, other.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))  # as a server restart does
+    assert set(read_ledger(home)) == {"a.csv"}
+    assert ledger._query(POSTGRES_URL, "SELECT pg_backend_pid()")[0][0] != backend
+    ledger._query(POSTGRES_URL, f"DELETE FROM {TABLE} WHERE home = %s", (str(home.root),))
