@@ -7,27 +7,28 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from unittest import mock
 
-import psycopg2
 import pytest
-from dagster import DagsterEventType, DagsterInstance
 
 from alert_pipeline.executors import EXECUTOR_ENV, distributed, run_executor
 from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import Home
 from alert_pipeline.ledger import STATE_URL_ENV
 from alert_pipeline.runner import run_pipeline
+from alert_pipeline_tests.cluster import (
+    POSTGRES_URL,
+    Cluster,
+    celery_cluster,
+    postgres_problem,
+    rabbitmq_problem,
+)
 from alert_pipeline_tests.helpers import need
 from alert_pipeline_tests.stack import REPO, poll_until
 from alert_pipeline_tests.test_bad_input import contents
-from alert_pipeline_tests.test_shared_state import POSTGRES_URL, postgres_problem
 from alert_pipeline_tests.test_warehouse import assert_no_temp_files
 
 BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
@@ -35,125 +36,12 @@ DAYS = ["2021-09-10", "2021-09-11"]
 WORKERS = ("w1", "w2")
 
 
-def rabbitmq_problem() -> str | None:
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=3).close()
-    except OSError as error:
-        return f"no RabbitMQ at 127.0.0.1:5672: {error}"
-    return None
-
-
-CELERY = [sys.executable, "-m", "celery", "-A", "alert_pipeline.celery_app"]
-
-
-@dataclass
-class Cluster:
-    home: Home
-    dagster_home: Path
-    env: dict[str, str]
-    logs: dict[str, Path] = field(default_factory=dict)
-    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def start_worker(self, name: str) -> None:
-        """A Celery worker process (in its own process group) taking one step at a time."""
-        self.logs[name] = self.dagster_home.parent / f"{name}.log"
-        with open(self.logs[name], "a") as log:
-            self.workers[name] = subprocess.Popen(
-                [*CELERY, "worker", "-n", f"{name}@%h", "--concurrency", "1", "-l", "info"]
-                + ["--without-gossip", "--without-mingle", "--without-heartbeat"],
-                env=self.env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        poll_until(
-            f"Celery worker {name} ready",
-            120,
-            lambda: ("ready." in self.logs[name].read_text(), None),
-            self.tails,
-        )
-
-    def stop(self) -> None:
-        for worker in self.workers.values():
-            worker.send_signal(signal.SIGTERM)
-        for worker in self.workers.values():
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-
-    def dagster(self, *argv: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "dagster", *argv, "-m", "alert_pipeline.definitions"],
-            env=self.env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:], self.tails())
-        return result.stdout
-
-    def tails(self) -> str:
-        return "\n".join(f"--- {n}\n{p.read_text()[-2000:]}" for n, p in self.logs.items())
-
-    def workers_of_steps(self) -> dict[str, set[str]]:
-        """Step key → the Celery workers that executed it, from the instance's event log."""
-        executed: dict[str, set[str]] = {}
-        with mock.patch.dict(os.environ, self.env):  # the instance's settings
-            instance = DagsterInstance.from_config(str(self.dagster_home))
-        for run in instance.get_runs():
-            for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
-                event = record.dagster_event
-                metadata = event.engine_event_data.metadata if event else {}
-                if "Celery worker" in metadata:
-                    worker = metadata["Celery worker"].value.split("@")[0]
-                    executed.setdefault(event.step_key, set()).add(worker)
-        return executed
-
-
 @pytest.fixture
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
     for problem in (rabbitmq_problem(), postgres_problem()):
         need(problem is None, problem or "")
-    root = tmp_path_factory.mktemp("cluster")
-    database = f"alert_pipeline_cluster_{os.getpid()}"
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {database}")
-        cursor.execute(f"CREATE DATABASE {database}")
-    dagster_home = root / "dagster"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.cluster.yaml", dagster_home / "dagster.yaml")
-    home = Home(root / "home").create()
-    env = os.environ | {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "DAGSTER_HOME": str(dagster_home),
-        "DAGSTER_POSTGRES_HOST": "127.0.0.1",
-        "DAGSTER_POSTGRES_PORT": "5432",
-        "DAGSTER_POSTGRES_USER": "postgres",
-        "DAGSTER_POSTGRES_PASSWORD": "trusted",  # the server trusts 127.0.0.1
-        "DAGSTER_POSTGRES_DB": database,
-        "ALERT_PIPELINE_HOME": str(home.root),
-        STATE_URL_ENV: POSTGRES_URL,
-        "ALERT_PIPELINE_EXECUTOR": "celery",
-        "ALERT_PIPELINE_SETTLE_SECONDS": "0",  # the files are complete when landed
-        "ALERT_PIPELINE_CELERY_BROKER": BROKER,
-    }
-    subprocess.run([*CELERY, "purge", "-f"], env=env, cwd=REPO, check=True, capture_output=True)
-    deployed = Cluster(home, dagster_home, env)
-    try:
-        for name in WORKERS:
-            deployed.start_worker(name)
+    with celery_cluster(tmp_path_factory.mktemp("cluster"), WORKERS) as deployed:
         yield deployed
-    finally:
-        deployed.stop()
-        with admin.cursor() as cursor:
-            cursor.execute("DELETE FROM alert_pipeline_ledger WHERE home = %s", (str(home.root),))
-            cursor.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        admin.close()
 
 
 def land(folder: Path, rows: int = 40_000) -> list[Path]:

@@ -3,7 +3,6 @@ PostgreSQL (ALERT_PIPELINE_STATE_URL): different files ingest at once, two names
 give one result, and a worker killed mid-ingestion (holding its locks) leaves nothing a re-run
 does not finish as a clean run would."""
 
-import os
 import random
 import shutil
 import signal
@@ -21,6 +20,7 @@ from alert_pipeline.home import Home, source_id
 from alert_pipeline.ingestion import ingest_pending
 from alert_pipeline.ledger import STATE_URL_ENV, TABLE, lock, read_ledger, write_entry
 from alert_pipeline.warehouse import stored_rows
+from alert_pipeline_tests.cluster import POSTGRES_URL, postgres_problem
 from alert_pipeline_tests.helpers import need
 from alert_pipeline_tests.test_bad_input import (
     TR,
@@ -30,18 +30,6 @@ from alert_pipeline_tests.test_bad_input import (
     landed_home,
     worker,
 )
-
-POSTGRES_URL = os.environ.get(
-    "ALERT_PIPELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-)
-
-
-def postgres_problem() -> str | None:
-    try:
-        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
-    except Exception as error:  # noqa: BLE001 - any failure means: no server to test against
-        return f"no PostgreSQL at {POSTGRES_URL}: {error}".strip()
-    return None
 
 
 @pytest.fixture(params=["home", "postgres"])

@@ -1,0 +1,155 @@
+"""A Dagster cluster on this machine for the tests and the scaling probe: Dagster's Celery
+executor on the real RabbitMQ (127.0.0.1:5672, guest), Celery workers as separate processes, the
+instance and the ledger in the real PostgreSQL (127.0.0.1:5432, trusted)."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from unittest import mock
+
+import psycopg2
+from dagster import DagsterEventType, DagsterInstance
+
+from alert_pipeline.home import Home
+from alert_pipeline.ledger import STATE_URL_ENV
+from alert_pipeline_tests.stack import REPO, poll_until
+
+BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
+POSTGRES_URL = os.environ.get(
+    "ALERT_PIPELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def postgres_problem() -> str | None:
+    try:
+        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg2.Error as error:
+        return f"no PostgreSQL at {POSTGRES_URL}: {error}".strip()
+    return None
+
+
+def rabbitmq_problem() -> str | None:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=3).close()
+    except OSError as error:
+        return f"no RabbitMQ at 127.0.0.1:5672: {error}"
+    return None
+
+
+CELERY = [sys.executable, "-m", "celery", "-A", "alert_pipeline.celery_app"]
+
+
+@dataclass
+class Cluster:
+    home: Home
+    dagster_home: Path
+    env: dict[str, str]
+    logs: dict[str, Path] = field(default_factory=dict)
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start_worker(self, name: str) -> None:
+        """A Celery worker process (in its own process group) taking one step at a time."""
+        self.logs[name] = self.dagster_home.parent / f"{name}.log"
+        with open(self.logs[name], "a") as log:
+            self.workers[name] = subprocess.Popen(
+                [*CELERY, "worker", "-n", f"{name}@%h", "--concurrency", "1", "-l", "info"]
+                + ["--without-gossip", "--without-mingle", "--without-heartbeat"],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        poll_until(
+            f"Celery worker {name} ready",
+            120,
+            lambda: ("ready." in self.logs[name].read_text(), None),
+            self.tails,
+        )
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.send_signal(signal.SIGTERM)
+        for worker in self.workers.values():
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+
+    def dagster(self, *argv: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "dagster", *argv, "-m", "alert_pipeline.definitions"],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:], self.tails())
+        return result.stdout
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {n}\n{p.read_text()[-2000:]}" for n, p in self.logs.items())
+
+    def workers_of_steps(self) -> dict[str, set[str]]:
+        """Step key → the Celery workers that executed it, from the instance's event log."""
+        executed: dict[str, set[str]] = {}
+        with mock.patch.dict(os.environ, self.env):  # the instance's settings
+            instance = DagsterInstance.from_config(str(self.dagster_home))
+        for run in instance.get_runs():
+            for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
+                event = record.dagster_event
+                metadata = event.engine_event_data.metadata if event else {}
+                if "Celery worker" in metadata:
+                    worker = metadata["Celery worker"].value.split("@")[0]
+                    executed.setdefault(event.step_key, set()).add(worker)
+        return executed
+
+
+@contextmanager
+def celery_cluster(root: Path, workers: tuple[str, ...]) -> Iterator[Cluster]:
+    """Celery workers on the broker, a Dagster instance (deploy/dagster.cluster.yaml) in a new
+    Postgres database, a home with its ledger in Postgres; all removed at the end."""
+    database = f"alert_pipeline_cluster_{os.getpid()}"
+    admin = psycopg2.connect(POSTGRES_URL)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+        cursor.execute(f"CREATE DATABASE {database}")
+    dagster_home = root / "dagster"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO / "deploy" / "dagster.cluster.yaml", dagster_home / "dagster.yaml")
+    home = Home(root / "home").create()
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "DAGSTER_HOME": str(dagster_home),
+        "DAGSTER_POSTGRES_HOST": "127.0.0.1",
+        "DAGSTER_POSTGRES_PORT": "5432",
+        "DAGSTER_POSTGRES_USER": "postgres",
+        "DAGSTER_POSTGRES_PASSWORD": "trusted",  # the server trusts 127.0.0.1
+        "DAGSTER_POSTGRES_DB": database,
+        "ALERT_PIPELINE_HOME": str(home.root),
+        STATE_URL_ENV: POSTGRES_URL,
+        "ALERT_PIPELINE_EXECUTOR": "celery",
+        "ALERT_PIPELINE_SETTLE_SECONDS": "0",  # the files are complete when landed
+        "ALERT_PIPELINE_CELERY_BROKER": BROKER,
+    }
+    subprocess.run([*CELERY, "purge", "-f"], env=env, cwd=REPO, check=True, capture_output=True)
+    deployed = Cluster(home, dagster_home, env)
+    try:
+        for name in workers:
+            deployed.start_worker(name)
+        yield deployed
+    finally:
+        deployed.stop()
+        with admin.cursor() as cursor:
+            cursor.execute("DELETE FROM alert_pipeline_ledger WHERE home = %s", (str(home.root),))
+            cursor.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.close()
