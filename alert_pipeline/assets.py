@@ -17,7 +17,6 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     AssetsDefinition,
-    BackfillPolicy,
     BetaWarning,
     Config,
     MaterializeResult,
@@ -33,7 +32,7 @@ from dagster import (
 from alert_pipeline.home import UNDATED
 from alert_pipeline.ingestion import ingest_pending
 from alert_pipeline.ledger import day_counts, read_ledger, undated_records
-from alert_pipeline.partitions import daily_partitions
+from alert_pipeline.partitions import backfill_policy, daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
 from alert_pipeline.progress import Progress
 from alert_pipeline.registry import RULES
@@ -101,7 +100,7 @@ def log_outcomes(context: OpExecutionContext | AssetExecutionContext, outcomes: 
 
 @asset(
     partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     check_specs=[
         AssetCheckSpec(
             RECONCILE_CHECK,
@@ -266,7 +265,7 @@ def build_rule_asset(rule: SlidingWindowRule) -> AssetsDefinition:
         name=rule.name,
         description=rule.description or None,
         partitions_def=daily_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(),
         deps=[
             AssetDep(
                 validated_logs,
@@ -321,7 +320,7 @@ rule_assets = [build_rule_asset(rule) for rule in RULES]
 
 @asset(
     partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     # incident_notifications (notification_assets.py, built on the rule assets above) comes first:
     # the report shows who was paged
     deps=[validated_logs, *rule_assets, AssetKey("incident_notifications")],

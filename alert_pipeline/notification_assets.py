@@ -9,7 +9,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetMaterialization,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -20,7 +19,7 @@ from alert_pipeline.assets import per_day_results, rule_assets
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.notifications.config import config_path, load_notifications
 from alert_pipeline.notifications.outbox import open_outbox
-from alert_pipeline.partitions import daily_partitions
+from alert_pipeline.partitions import backfill_policy, daily_partitions
 from alert_pipeline.pipeline import RULE_NAMES, notify_days
 from alert_pipeline.report import escape_markdown
 from alert_pipeline.resources import AlertHome
@@ -31,7 +30,7 @@ DEAD_LETTERS_CHECK = "dead_letters"
 
 @asset(
     partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     deps=rule_assets,
     group_name="alerts",
     kinds={"sqlite"},

@@ -44,7 +44,7 @@ from alert_pipeline.ledger import read_ledger, undated_records
 from alert_pipeline.notifications.config import config_path, load_notifications
 from alert_pipeline.notifications.delivery import deliver
 from alert_pipeline.notifications.outbox import open_outbox
-from alert_pipeline.partitions import daily_partitions, day_ranges, range_tags
+from alert_pipeline.partitions import daily_partitions, day_ranges, days_per_run, range_tags
 from alert_pipeline.pipeline import RULE_NAMES
 from alert_pipeline.registry import RULES
 from alert_pipeline.resources import SCHEDULE_CRON, SENSOR_INTERVAL_SECONDS, AlertHome
@@ -149,10 +149,15 @@ def plan_ingestion(
 
 
 def plan_alerts(
-    stale: list[str], states: dict[str, str], history: RunHistory, now: float
+    stale: list[str],
+    states: dict[str, str],
+    history: RunHistory,
+    now: float,
+    days_per_run: int | None = None,
 ) -> tuple[list[Request], list[str]]:
-    """One `daily_alerts_job` run per range of consecutive stale days, unless one is under way."""
-    ranges = day_ranges(stale)[:MAX_RANGES_PER_TICK]
+    """One `daily_alerts_job` run per range of consecutive stale days (of at most `days_per_run`
+    days), unless one is under way."""
+    ranges = day_ranges(stale, days_per_run)[:MAX_RANGES_PER_TICK]
     if not ranges:
         return [], []
     for job_name in (ingest_job.name, daily_alerts_job.name):
@@ -179,6 +184,7 @@ def plan_tick(
     stale: list[str],
     history: RunHistory,
     now: float,
+    days_per_run: int | None = None,
 ) -> TickPlan:
     """Decide one tick from the landing versions, the ledger, the stale days, the runs launched
     before and the previous cursor (pure). Stale days wait while files are being ingested."""
@@ -186,7 +192,7 @@ def plan_tick(
     if requests and stale:
         notes.append(f"{len(stale)} stale days wait for the ingestion")
     elif not requests:
-        requests, waiting = plan_alerts(stale, day_states(ledger), history, now)
+        requests, waiting = plan_alerts(stale, day_states(ledger), history, now, days_per_run)
         notes += waiting
     undated = undated_records(ledger)
     new_cursor.undated = digest(undated) if undated else ""
@@ -260,6 +266,7 @@ def landing_folder_sensor(context: SensorEvaluationContext, alert_home: AlertHom
         stale_partitions(home, ledger),
         history,
         time.time(),
+        days_per_run(),
     )
     if not plan.requests:
         waiting = len(plan.cursor.waiting)

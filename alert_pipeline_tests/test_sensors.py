@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from dagster import (
+    BackfillPolicy,
     DagsterEvent,
     DagsterEventType,
     DagsterInstance,
@@ -24,9 +25,10 @@ from dagster import (
 from dagster._core.utils import make_new_run_id
 
 from alert_pipeline.definitions import defs
+from alert_pipeline.executors import EXECUTOR_ENV
 from alert_pipeline.home import Home
 from alert_pipeline.ingestion import ingest_pending
-from alert_pipeline.partitions import range_tags
+from alert_pipeline.partitions import backfill_policy, days_per_run, range_tags
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.runs import (
     INPUTS,
@@ -463,3 +465,16 @@ def test_stale_days_wait_while_files_are_ingested() -> None:
         "1 files wait for ingestion run r-1",
         "1 stale days wait for run r-1",
     ]
+
+
+def test_with_workers_each_stale_day_is_its_own_run(monkeypatch) -> None:
+    stale = ["2021-09-10", "2021-09-11", "2021-09-12", "2021-09-14"]
+    states = dict.fromkeys(stale, "s1")
+    one_machine, _ = plan_alerts(stale, states, RunHistory(), 0.0, days_per_run())
+    assert [r.days for r in one_machine] == [("2021-09-10", "2021-09-12"), ("2021-09-14",) * 2]
+    assert backfill_policy() == BackfillPolicy.single_run()
+    monkeypatch.setenv(EXECUTOR_ENV, "celery")
+    spread, _ = plan_alerts(stale, states, RunHistory(), 0.0, days_per_run())
+    assert [r.days for r in spread] == [(day, day) for day in stale]
+    assert len({r.run_key for r in spread}) == len(stale)
+    assert backfill_policy() == BackfillPolicy.multi_run(1)
