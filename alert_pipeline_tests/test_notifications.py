@@ -14,8 +14,10 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 import yaml
 from dagster import (
@@ -31,11 +33,13 @@ from alert_pipeline.assets import alert_report, rule_assets, validated_logs
 from alert_pipeline.cli import main
 from alert_pipeline.definitions import defs
 from alert_pipeline.home import Home
+from alert_pipeline.ledger import STATE_URL_ENV, TABLE
 from alert_pipeline.notification_assets import incident_notifications
-from alert_pipeline.notifications.outbox import open_outbox
+from alert_pipeline.notifications.outbox import open_outbox, postgres_schema
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.runner import dagster_instance
-from alert_pipeline_tests.helpers import epoch, record, write_csv
+from alert_pipeline_tests.cluster import POSTGRES_URL, postgres_problem
+from alert_pipeline_tests.helpers import epoch, need, record, write_csv
 from alert_pipeline_tests.receivers import http_receiver, smtp_receiver
 from alert_pipeline_tests.stack import free_port
 
@@ -97,6 +101,21 @@ def home(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(params=["home", "postgres"])
+def state(request, home: Path, monkeypatch) -> Iterator[str]:
+    """The home's ledger and outbox in it, or in the real Postgres (STATE_URL)."""
+    if request.param == "postgres":
+        problem = postgres_problem()
+        need(problem is None, problem or "")
+        monkeypatch.setenv(STATE_URL_ENV, POSTGRES_URL)
+    yield request.param
+    if request.param == "postgres":
+        with psycopg2.connect(POSTGRES_URL) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {postgres_schema(Home(home))} CASCADE")
+            cursor.execute(f"DELETE FROM {TABLE} WHERE home = %s", (str(Home(home).root),))
+
+
+@pytest.mark.usefixtures("state")
 def test_an_incident_is_paged_once_whatever_is_run_again(home, monkeypatch) -> None:
     monkeypatch.setenv("HOOK_SECRET", "s3cret")
     with http_receiver() as receiver:
@@ -134,6 +153,7 @@ def test_an_incident_is_paged_once_whatever_is_run_again(home, monkeypatch) -> N
         assert len(receiver.requests) == 2
 
 
+@pytest.mark.usefixtures("state")
 def test_a_flaky_receiver_gets_one_delivery_and_a_dead_one_a_dead_letter(home, capsys) -> None:
     with http_receiver() as receiver:
         configure(home, hook(receiver.url), hook(receiver.url, name="broken"))
@@ -287,6 +307,7 @@ def test_hourly_files_of_today_fire_an_open_incident_then_resolve_it(home) -> No
     assert resolved["incident_id"] == firing["incident_id"] and resolved["revision"] == 2
 
 
+@pytest.mark.usefixtures("state")
 def test_a_notify_killed_while_delivering_then_run_again_loses_nothing(home) -> None:
     """Messages queued while the receiver was down; `notify` is killed in the middle of
     sending them; the next `notify` sends the rest. Copies carry the same Idempotency-Key."""
@@ -517,6 +538,7 @@ def delivery_tick(instance, home: Path, cursor: str | None):
         return sensor.evaluate_tick(context)
 
 
+@pytest.mark.usefixtures("state")
 def test_the_delivery_sensor_sends_what_is_due_and_checks_when_things_change(home) -> None:
     with instance_for_test() as instance:
         quiet_tick = delivery_tick(instance, home, None)  # nothing configured: nothing to do

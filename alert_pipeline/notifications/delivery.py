@@ -9,7 +9,6 @@ with exponential backoff and jitter, at least as late as `Retry-After` asks; oth
 anything still failing after the retry budget (default 24 h), go to the dead letters.
 """
 
-import fcntl
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +16,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from alert_pipeline.home import Home
+from alert_pipeline.ledger import lock
 from alert_pipeline.notifications.config import Notifications
-from alert_pipeline.notifications.outbox import Message, Outbox, open_outbox, outbox_path
+from alert_pipeline.notifications.outbox import Message, Outbox, open_outbox
 from alert_pipeline.notifications.transports import Outcome, send
 from alert_pipeline.rules import MICROS_PER_SECOND
 
@@ -88,17 +88,13 @@ def deliver(
 ) -> Delivery:
     """Fan out new events and send what is due, for up to `budget_seconds`, waiting for a retry
     only when it falls due within `wait_seconds` (a blip); what is left stays queued."""
-    lock_path = outbox_path(home).parent / ".deliver.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + budget_seconds
     result = Delivery()
     budget_us = int(notifications.retry_budget_hours * 3600 * MICROS_PER_SECOND)
     tried: dict[int, int] = {}  # failed attempts in this pass
     rested: set[int] = set()  # tried enough in this pass: left for a later one
-    with open(lock_path, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with lock(home, "notifications:deliver", wait=False) as held:  # one deliverer at a time
+        if not held:
             return Delivery(busy=True)
         with open_outbox(home) as outbox, ThreadPoolExecutor(PARALLEL_SENDS) as pool:
             outbox.requeue_sending()

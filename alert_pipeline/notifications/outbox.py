@@ -1,6 +1,8 @@
 """The outbox: what was decided about each incident and what each channel is to be sent, in one
-SQLite database under the home (`notifications/outbox.db`), so that a decision is made once and
-a message survives crashes, outages and restarts until it is delivered or dead-lettered.
+SQLite database under the home (`notifications/outbox.db`) — or, when ALERT_PIPELINE_STATE_URL
+names a Postgres database, in a schema of its own there, so that workers on several machines
+share it — so that a decision is made once and a message survives crashes, outages and restarts
+until it is delivered or dead-lettered.
 
 Three steps, each its own transaction: `record` (the decisions of a run and the events they
 send), `fan_out` (an event becomes one message per channel that wants it), and the delivery
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alert_pipeline.home import Home
+from alert_pipeline.ledger import state_url
 from alert_pipeline.notifications.lifecycle import Change, Known
 from alert_pipeline.rules import Incident
 
@@ -56,6 +59,11 @@ def outbox_path(home: Home) -> Path:
     return home.root / "notifications" / "outbox.db"
 
 
+def postgres_schema(home: Home) -> str:
+    """The outbox's schema in the state database: one per home."""
+    return "alert_pipeline_outbox_" + hashlib.sha256(str(home.root).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Event:
     id: int
@@ -83,22 +91,63 @@ def idempotency_key(channel: str, event_key: str, revision: int) -> str:
     return hashlib.sha256(f"{channel}\0{event_key}\0{revision}".encode()).hexdigest()[:32]
 
 
-class Outbox:
-    """One connection to the outbox database (WAL: readers never wait for the deliverer)."""
+class _Postgres:
+    """The sqlite3 calls the outbox makes (`?` placeholders, cursors), on a Postgres schema."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, url: str, schema: str) -> None:
+        import psycopg2  # installed with dagster-postgres
+
+        self.connection = psycopg2.connect(url)
+        self.connection.autocommit = True
+        self.lock_number = int(schema[-15:], 16)
+        ddl = SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+        ddl = ddl.replace("INTEGER", "BIGINT")
+        self.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self.lock_number})")
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}")
+        self.execute(ddl + "; COMMIT")
+
+    def execute(self, sql: str, parameters: Iterable = ()):
+        cursor = self.connection.cursor()
+        cursor.execute(sql.replace("?", "%s"), [_plain(p) for p in parameters])
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Iterable]) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), [[_plain(p) for p in r] for r in rows])
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _plain(value: object) -> object:
+    """Flags are stored as 0 / 1 in either database."""
+    return int(value) if isinstance(value, bool) else value
+
+
+class Outbox:
+    """One connection to the outbox (SQLite in WAL mode, where readers never wait for the
+    deliverer; or Postgres). Writes are transactions one at a time, as SQLite's `BEGIN
+    IMMEDIATE` makes them, and in Postgres a transaction-level advisory lock."""
+
+    def __init__(self, home: Home) -> None:
+        if url := state_url():
+            self.db = _Postgres(url, postgres_schema(home))
+            self.begin = f"BEGIN; SELECT pg_advisory_xact_lock({self.db.lock_number})"
+            return
+        path = outbox_path(home)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self.begin = "BEGIN IMMEDIATE"
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute(self.begin)
         try:
             yield self.db
         except BaseException:
@@ -110,6 +159,8 @@ class Outbox:
 
     def known(self, partitions: Iterable[str]) -> list[Known]:
         days = sorted(set(partitions))
+        if not days:
+            return []
         columns = [*INCIDENT_COLUMNS, *DECISION_COLUMNS]
         rows = self.db.execute(
             f"SELECT {', '.join(_column(c) for c in columns)} FROM incidents "
@@ -134,9 +185,11 @@ class Outbox:
                     name: getattr(k, name) for name in DECISION_COLUMNS
                 }
                 row |= {"incident_id": k.incident.incident_id, "partition": k.partition}
+                columns = [*(_column(c) for c in row), "decided_us"]
                 db.execute(
-                    f"INSERT OR REPLACE INTO incidents ({', '.join(_column(c) for c in row)}, "
-                    f"decided_us) VALUES ({', '.join('?' * len(row))}, ?)",
+                    f"INSERT INTO incidents ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT (key) DO UPDATE SET "
+                    + ", ".join(f"{c} = excluded.{c}" for c in columns if c != "key"),
                     [*row.values(), now_us],
                 )
             for known, status, body in events:
@@ -176,9 +229,9 @@ class Outbox:
         with self.transaction() as db:
             for channel, action in messages:
                 db.execute(
-                    "INSERT OR IGNORE INTO messages (event_id, channel, key, action, "
+                    "INSERT INTO messages (event_id, channel, key, action, "
                     "idempotency_key, state, created_us, next_attempt_us) "
-                    "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT DO NOTHING",
                     (
                         event.id,
                         channel,
@@ -336,7 +389,7 @@ def _column(name: str) -> str:
 
 def day_summaries(home: Home, days: Iterable[str]) -> dict[str, dict]:
     """`Outbox.day` of the days that have anything to show (no outbox: nothing)."""
-    if not outbox_path(home).exists():
+    if not state_url() and not outbox_path(home).exists():
         return {}
     with open_outbox(home) as outbox:
         summaries = {day: outbox.day(day) for day in days}
@@ -345,7 +398,7 @@ def day_summaries(home: Home, days: Iterable[str]) -> dict[str, dict]:
 
 @contextmanager
 def open_outbox(home: Home) -> Iterator[Outbox]:
-    outbox = Outbox(outbox_path(home))
+    outbox = Outbox(home)
     try:
         yield outbox
     finally:
