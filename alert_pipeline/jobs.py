@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 from dagster import (
+    AssetMaterialization,
     AssetSelection,
     Config,
     DynamicOut,
@@ -21,8 +22,9 @@ from alert_pipeline.assets import (
     undated_records_check,
     validated_logs,
 )
-from alert_pipeline.home import source_id
+from alert_pipeline.home import UNDATED, source_id
 from alert_pipeline.ingestion import ingest_pending, pending_files
+from alert_pipeline.ledger import day_counts
 from alert_pipeline.notification_assets import (
     dead_letters_check,
     incident_notifications,
@@ -50,17 +52,34 @@ def ingest_landing_files(
         yield DynamicOutput(name, mapping_key=source_id(name))
 
 
-@op
-def ingest_landing_file(context: OpExecutionContext, alert_home: AlertHome, name: str) -> None:
-    """Ingest one landing file into the warehouse; the sensor then requests the partitions it
-    changed."""
+@op(out={})
+def ingest_landing_file(
+    context: OpExecutionContext, alert_home: AlertHome, name: str
+) -> Iterator[AssetMaterialization]:
+    """Ingest one landing file into the warehouse, and record a `validated_logs` materialization
+    for each day it changed, so the UI's partition status is true; the sensor then requests the
+    partitions it changed."""
+    home = alert_home.home()
     outcomes = ingest_pending(
-        alert_home.home(),
+        home,
         alert_home.time_range(),
         only={name},
         progress=Progress.to_log("ingesting", context.log.info),
     )
     log_outcomes(context, outcomes)
+    for day in sorted({day for o in outcomes for day in o.changed_days} - {UNDATED}):
+        counts = day_counts(home, day)
+        yield AssetMaterialization(
+            asset_key=validated_logs.key,
+            partition=day,
+            description=f"ingested {name}",
+            metadata={
+                "records_read": counts.read,
+                "records_stored": counts.stored,
+                "records_quarantined": counts.quarantined,
+                "dagster/row_count": counts.stored,
+            },
+        )
 
 
 @job(description="Ingest landing files into the warehouse ledger and day Parquet.")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from dagster import (
+    AssetKey,
     BackfillPolicy,
     DagsterEvent,
     DagsterEventType,
@@ -154,6 +155,10 @@ def test_new_file_waits_one_tick_then_is_ingested_then_its_days_refreshed(landin
     assert ingested_files(second) == ["a.csv"]
     assert second[0].run_key.startswith("ingest:")
     landing.execute(second[0])
+    # The ingestion says which days it wrote: the UI shows the partition materialized.
+    ingested = landing.instance.get_latest_materialization_event(AssetKey("validated_logs"))
+    assert ingested.asset_materialization.partition == "2021-09-10"
+    assert ingested.asset_materialization.metadata["records_stored"].value == 3
     third = landing.tick().run_requests
     assert alerts_ranges(third) == [("2021-09-10", "2021-09-10")]
     landing.execute(third[0])
