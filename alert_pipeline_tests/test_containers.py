@@ -47,6 +47,11 @@ query Runs { runsOrError { __typename
 BACKFILL_MUTATION = """
 mutation Backfill($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
+FAILURES_QUERY = """
+query Failures($runId: ID!) { logsForRun(runId: $runId) { __typename
+  ... on EventConnection { events { __typename
+    ... on ExecutionStepFailureEvent { stepKey error { message } }
+    ... on RunFailureEvent { message error { message } } } } } }"""
 LAUNCH_RUN_MUTATION = """
 mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }"""
@@ -123,7 +128,7 @@ def wait_runs(stack: PodmanStack, what: str, done: Callable[[list[dict]], bool])
         failed = [
             r for r in current if r["status"] == "FAILURE" and r["runId"] not in expected_failures
         ]
-        assert not failed, (failed, stack.logs())
+        assert not failed, why_failed(stack, failed)
         busy = [r for r in current if r["status"] in ACTIVE]
         return not busy and done(current), current
 
@@ -143,6 +148,18 @@ with lock(home, "source:" + source_id(name)):
     open("/tmp/holder", "w").write(str(os.getpid()))
     time.sleep(600)
 """
+
+
+def why_failed(stack: PodmanStack, failed: list[dict]) -> str:
+    """The failed runs' step and run errors (first: the containers' logs are long)."""
+    reasons = []
+    for run in failed:
+        result = stack.graphql(FAILURES_QUERY, {"runId": run["runId"]})["logsForRun"]
+        for event in result.get("events", []):
+            error = (event.get("error") or {}).get("message") or event.get("message")
+            if error:
+                reasons.append(f"{run['runId'][:8]} {event.get('stepKey') or 'run'}: {error}")
+    return "\n".join([*reasons, f"{summary(failed)}", stack.logs()])
 
 
 def hold_the_ingestion_lock(stack: PodmanStack) -> None:
