@@ -155,27 +155,29 @@ def _temps(home: Home, source: str = "*") -> Iterator[Path]:
                 yield temp
 
 
-def _remove_stale_temps(home: Home, name: str) -> None:
-    """Remove what a killed ingestion of this file left; under the file's lock, which every
-    ingestion of it holds."""
-    for temp in _temps(home, source_id(name)):
-        temp.unlink(missing_ok=True)
+def _remove_dead_temps(home: Home) -> dict[str, list[Path]]:
+    """Remove the temp files killed ingestions left, each file's under its lock (a live
+    ingestion holds it); return those of files being ingested now, by source, to remove once
+    their lock is ours (if their ingestion dies)."""
+    by_source: dict[str, list[Path]] = {}
+    for temp in _temps(home):
+        by_source.setdefault(temp.name[1:].split(".")[0], []).append(temp)
+    busy = {}
+    for source, temps in sorted(by_source.items()):
+        with lock(home, f"source:{source}", wait=False) as held:
+            if not held:
+                busy[source] = temps
+                continue
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+    return busy
+
+
+def _remove_reason_temps(home: Home, name: str) -> None:
+    """A rejected file's reason being written when its ingestion was killed."""
     rejected = home.rejected_files / name
     for temp in rejected.parent.glob(f".{glob.escape(rejected.name)}.reason.txt.*.tmp"):
         temp.unlink(missing_ok=True)
-
-
-def _remove_orphaned_temps(home: Home, names: Iterable[str]) -> None:
-    """Remove what killed ingestions left of files that are no longer in the landing folder
-    (one killed just after moving a rejected file away, or a file deleted since), each under
-    its file's lock if it is free."""
-    listed = {source_id(name) for name in names}
-    orphans = {temp.name[1:].split(".")[0] for temp in _temps(home)} - listed
-    for source in sorted(orphans):
-        with lock(home, f"source:{source}", wait=False) as held:
-            if held:
-                for temp in _temps(home, source):
-                    temp.unlink(missing_ok=True)
 
 
 def _why(error: OSError) -> str:
@@ -252,11 +254,13 @@ def ingest_pending(
     home.create()
     outcomes = []
     newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9) if min_age_seconds > 0 else None
-    _remove_orphaned_temps(home, [name for _, name in _landing(home)])
+    busy = _remove_dead_temps(home)
     pending = pending_files(home, min_age_seconds, only)
     for number, (path, name) in enumerate(pending, start=1):
         with lock(home, f"source:{source_id(name)}"):
-            _remove_stale_temps(home, name)
+            for temp in busy.get(source_id(name), []):
+                temp.unlink(missing_ok=True)
+            _remove_reason_temps(home, name)
             place = (number, len(pending))
             outcome = _ingest_candidate(
                 home, path, name, time_range, newest_mtime_ns, progress, place
@@ -275,7 +279,8 @@ def pending_files(
     known = read_ledger(home)
     newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9)
     pending = []
-    for path, name in _landing(home):
+    for path in landing_files(home.incoming):
+        name = landing_name(home.incoming, path)
         if only is not None and name not in only:
             continue
         try:
@@ -289,10 +294,6 @@ def pending_files(
             continue
         pending.append((path, name))
     return pending
-
-
-def _landing(home: Home) -> list[tuple[Path, str]]:
-    return [(path, landing_name(home.incoming, path)) for path in landing_files(home.incoming)]
 
 
 def _ingest_candidate(

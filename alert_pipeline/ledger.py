@@ -63,7 +63,8 @@ def _connection(url: str):
                     "SELECT pg_advisory_xact_lock(7305880345620235264); "
                     f"CREATE TABLE IF NOT EXISTS {TABLE} (home text NOT NULL, file text NOT NULL, "
                     "sha256 text, original boolean NOT NULL, entry jsonb NOT NULL, "
-                    "PRIMARY KEY (home, file))"
+                    "PRIMARY KEY (home, file)); "
+                    f"CREATE INDEX IF NOT EXISTS {TABLE}_by_content ON {TABLE} (home, sha256)"
                 )
             _connections[key] = connection
         return _connections[key]
@@ -115,7 +116,8 @@ def read_entry(home: Home, name: str) -> dict | None:
 
 
 def original_of(home: Home, digest: str) -> str | None:
-    """The file name under which this content was ingested (not as a duplicate), if any."""
+    """The file name under which this content was ingested (not as a duplicate), if any.
+    Asked under the content's lock (ingestion.py)."""
     if url := state_url():
         rows = _query(
             url,
@@ -123,23 +125,50 @@ def original_of(home: Home, digest: str) -> str | None:
             (str(home.root), digest),
         )
         return rows[0][0] if rows else None
-    for name, entry in read_ledger(home).items():
-        if entry.get("sha256") == digest and not entry.get("duplicate_of"):
-            return name
-    return None
+    claims = home.ledger / "content"
+    if not (claims / ".complete").exists():  # once per home: claim what the ledger holds
+        for entry in read_ledger(home).values():
+            if _is_original(entry):
+                write_json_atomic(claims / f"{entry['sha256']}.json", {"file": entry["file"]})
+        claims.mkdir(parents=True, exist_ok=True)
+        (claims / ".complete").touch()
+    for temp in claims.glob(f".{digest}.json.*.tmp"):  # a claim being written when killed
+        temp.unlink(missing_ok=True)
+    claim = claims / f"{digest}.json"
+    if not claim.exists():
+        return None
+    name = json.loads(claim.read_text())["file"]
+    entry = read_entry(home, name)  # the claim's file may have changed since: then it is void
+    return name if entry and entry.get("sha256") == digest and _is_original(entry) else None
+
+
+def _is_original(entry: dict) -> bool:
+    return bool(entry.get("sha256")) and not entry.get("duplicate_of")
 
 
 def write_entry(home: Home, entry: dict) -> None:
+    """Write a file's entry. In the home, an original's content is claimed first (content/<sha256>
+    .json names the file), so that `original_of` is one read; a claim whose entry was never
+    written (a kill in between) is void."""
     if url := state_url():
-        original = bool(entry.get("sha256")) and not entry.get("duplicate_of")
         _query(
             url,
             f"INSERT INTO {TABLE} (home, file, sha256, original, entry) VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT (home, file) DO UPDATE SET sha256 = EXCLUDED.sha256,"
             " original = EXCLUDED.original, entry = EXCLUDED.entry",
-            (str(home.root), entry["file"], entry.get("sha256"), original, json.dumps(entry)),
+            (
+                str(home.root),
+                entry["file"],
+                entry.get("sha256"),
+                _is_original(entry),
+                json.dumps(entry),
+            ),
         )
         return
+    if _is_original(entry):
+        write_json_atomic(
+            home.ledger / "content" / f"{entry['sha256']}.json", {"file": entry["file"]}
+        )
     write_json_atomic(home.ledger / f"{entry['source']}.json", entry)
 
 

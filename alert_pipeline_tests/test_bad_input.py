@@ -931,9 +931,9 @@ def test_ingestion_killed_before_each_rename_then_rerun_ends_as_a_clean_run(smal
     every state between them, deterministically."""
     root, landing, reference = small_crash_setup
     renames = replaces_in_a_clean_run(root, landing)
-    # part-0: 3 day parts + ledger; mixed-copy: 2 + 2 quarantine parts + ledger; mixed (its
-    # duplicate): ledger; rejected: reason + ledger.
-    assert renames == 4 + 5 + 1 + 2
+    # part-0: 3 day parts + content claim + ledger; mixed-copy: 2 + 2 quarantine parts + claim +
+    # ledger; mixed (its duplicate): ledger; rejected: reason + ledger.
+    assert renames == 5 + 6 + 1 + 2
     print(f"killed before each of {renames} renames")
     for first in range(1, renames + 1, 4):  # four at a time: the interpreter's start dominates
         trials = {

@@ -317,10 +317,13 @@ def test_touched_file_is_unchanged_and_nothing_is_rewritten(home):
     assert ingest_pending(home, TR) == []
 
 
-def test_same_content_under_another_name_is_a_duplicate(home):
+@pytest.mark.parametrize("claims", ["kept", "absent"])  # absent: a ledger from before claims
+def test_same_content_under_another_name_is_a_duplicate(home, claims):
     records, expected = three_day_file()
     land(home, "first.csv", records)
     ingest_pending(home, TR)
+    if claims == "absent":
+        shutil.rmtree(home.ledger / "content")
     before = snapshot(*data_folders(home))
     land(home, "sub/second copy.csv", records)
 
@@ -333,6 +336,17 @@ def test_same_content_under_another_name_is_a_duplicate(home):
         assert stored_rows(home, d) == counts["stored"] == day_counts(home, d).stored
     assert ledger_days(home, "sub/second copy.csv") == {}
     assert ingest_pending(home, TR) == []
+
+
+def test_content_whose_original_changed_since_is_new_again(home):
+    records, _ = three_day_file()
+    path = land(home, "first.csv", records)
+    ingest_pending(home, TR)
+    land(home, "first.csv.part", records[:2]).replace(path)  # corrected: other content
+    assert statuses(ingest_pending(home, TR)) == {"first.csv": "ingested"}
+    land(home, "second.csv", records)  # the first version's content: no longer stored
+    assert statuses(ingest_pending(home, TR)) == {"second.csv": "ingested"}
+    assert sum(stored_rows(home, day(n)) for n in range(3)) == 2 + 8
 
 
 def test_same_content_twice_in_one_run_is_ingested_once(home):
