@@ -23,6 +23,7 @@ from alert_pipeline.ledger import (
     original_of,
     read_entry,
     read_ledger,
+    remove_claim_temps,
     write_entry,
 )
 from alert_pipeline.loader import FileRejected, TimeRange, read_header
@@ -86,6 +87,7 @@ def ingest_file(
             return _reject_file(home, path, name, str(rejected), previous)
         digest = hashing.result()
     with lock(home, f"content:{digest}"):
+        remove_claim_temps(home, digest)
         return _swap_in(home, name, stat, digest, header.kind, staged, previous)
 
 

@@ -117,7 +117,7 @@ def read_entry(home: Home, name: str) -> dict | None:
 
 def original_of(home: Home, digest: str) -> str | None:
     """The file name under which this content was ingested (not as a duplicate), if any.
-    Asked under the content's lock (ingestion.py)."""
+    Ingestion asks again under the content's lock before it stores anything (ingestion.py)."""
     if url := state_url():
         rows = _query(
             url,
@@ -132,14 +132,21 @@ def original_of(home: Home, digest: str) -> str | None:
                 write_json_atomic(claims / f"{entry['sha256']}.json", {"file": entry["file"]})
         claims.mkdir(parents=True, exist_ok=True)
         (claims / ".complete").touch()
-    for temp in claims.glob(f".{digest}.json.*.tmp"):  # a claim being written when killed
-        temp.unlink(missing_ok=True)
-    claim = claims / f"{digest}.json"
-    if not claim.exists():
+    name = _claimant(claims / f"{digest}.json")
+    if name is None:
         return None
-    name = json.loads(claim.read_text())["file"]
     entry = read_entry(home, name)  # the claim's file may have changed since: then it is void
     return name if entry and entry.get("sha256") == digest and _is_original(entry) else None
+
+
+def _claimant(claim: Path) -> str | None:
+    return json.loads(claim.read_text())["file"] if claim.exists() else None
+
+
+def remove_claim_temps(home: Home, digest: str) -> None:
+    """A claim of this content being written when its ingestion was killed; under its lock."""
+    for temp in (home.ledger / "content").glob(f".{digest}.json.*.tmp"):
+        temp.unlink(missing_ok=True)
 
 
 def _is_original(entry: dict) -> bool:
@@ -165,10 +172,9 @@ def write_entry(home: Home, entry: dict) -> None:
             ),
         )
         return
-    if _is_original(entry):
-        write_json_atomic(
-            home.ledger / "content" / f"{entry['sha256']}.json", {"file": entry["file"]}
-        )
+    claim = home.ledger / "content" / f"{entry.get('sha256')}.json"
+    if _is_original(entry) and _claimant(claim) != entry["file"]:
+        write_json_atomic(claim, {"file": entry["file"]})
     write_json_atomic(home.ledger / f"{entry['source']}.json", entry)
 
 
