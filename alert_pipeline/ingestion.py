@@ -72,8 +72,8 @@ def ingest_file(
     The content hash is computed beside the parsing; if it shows the content was already
     ingested under another name, the staged parts are dropped and the file is recorded as a
     duplicate; the check and the swap hold the content's lock, so of two names of one content
-    ingested at once, exactly one is stored. A file that cannot be parsed at all is moved to quarantine/files
-    with a reason, and what an earlier version of it contributed stays as it was.
+    ingested at once, exactly one is stored. A file that cannot be parsed at all is moved to
+    quarantine/files with a reason, and what an earlier version of it contributed stays as it was.
     """
     name = landing_name(home.incoming, path)
     source = source_id(name)
@@ -142,15 +142,15 @@ def _swap_in(
     )
 
 
-def _temps(home: Home, source: str = "*") -> Iterator[Path]:
-    """Temp files of ingestions of a source (of any, by default) that were killed: readers never
-    see them (they read `*.parquet` and `*.json` only). Files only: a rejected file keeps its
-    landing folders in quarantine/files, and one may be named like a temp file."""
+def _temps(home: Home) -> Iterator[Path]:
+    """Temp files of ingestions (`.<source>.….tmp`), live or killed: readers never see them
+    (they read `*.parquet` and `*.json` only). Files only: a rejected file keeps its landing
+    folders in quarantine/files, and one may be named like a temp file."""
     for folder, pattern in (
-        (home.validated, f"day=*/.{source}.*.tmp"),
-        (home.quarantine, f"day=*/.{source}.*.tmp"),
-        (home.quarantine, f".{source}.*.tmp"),
-        (home.ledger, f".{source}.*.tmp"),
+        (home.validated, "day=*/.*.*.tmp"),
+        (home.quarantine, "day=*/.*.*.tmp"),
+        (home.quarantine, ".*.*.tmp"),
+        (home.ledger, ".*.*.tmp"),
     ):
         for temp in folder.glob(pattern):
             if temp.is_file() and not temp.is_symlink():

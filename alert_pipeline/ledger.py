@@ -39,7 +39,8 @@ def state_url() -> str | None:
     return os.environ.get(STATE_URL_ENV) or None
 
 
-def _connect(url: str):
+def connect(url: str):
+    """A new autocommit connection to the state database."""
     import psycopg2  # installed with dagster-postgres
 
     connection = psycopg2.connect(url)
@@ -56,7 +57,7 @@ def _connection(url: str):
     key = (url, os.getpid())  # a forked child must not share its parent's connection
     with _connections_lock:
         if key not in _connections or _connections[key].closed:
-            connection = _connect(url)
+            connection = connect(url)
             with connection.cursor() as cursor:
                 # One transaction, serialised: concurrent CREATE IF NOT EXISTS can still collide.
                 cursor.execute(
@@ -186,7 +187,7 @@ def lock(home: Home, key: str, wait: bool = True) -> Iterator[bool]:
     digest = hashlib.sha256(f"{home.root}\0{key}".encode()).digest()
     if url := state_url():
         number = int.from_bytes(digest[:8], "big", signed=True)
-        connection = _connect(url)  # its own session: the lock lives as long as it
+        connection = connect(url)  # its own session: the lock lives as long as it
         try:
             with connection.cursor() as cursor:
                 if wait:

@@ -138,6 +138,14 @@ def write_split(records: list[list[str]], folder: Path, rng: random.Random) -> l
     return paths
 
 
+def reports(folder: Path) -> dict[str, dict]:
+    """The records and incidents of each day's report JSON in a reports folder, by day."""
+    return {
+        path.parent.name: {k: json.loads(path.read_text())[k] for k in ("records", "incidents")}
+        for path in sorted(folder.glob("*/alert_report.json"))
+    }
+
+
 def reported_incidents(home: Path) -> list[tuple]:
     """Every incident of every daily report under `home`, in the shape `one_shot` returns."""
     return [

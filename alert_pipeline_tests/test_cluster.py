@@ -26,7 +26,7 @@ from alert_pipeline_tests.cluster import (
     postgres_problem,
     rabbitmq_problem,
 )
-from alert_pipeline_tests.helpers import need
+from alert_pipeline_tests.helpers import need, reports
 from alert_pipeline_tests.stack import REPO, poll_until
 from alert_pipeline_tests.test_bad_input import contents
 from alert_pipeline_tests.test_warehouse import assert_no_temp_files
@@ -59,13 +59,6 @@ def landed_with_reference(cluster: Cluster, folder: Path, rows: int, monkeypatch
     monkeypatch.delenv(STATE_URL_ENV, raising=False)
     run_pipeline(reference)
     return reference
-
-
-def reports(folder: Path) -> dict[str, dict]:
-    return {
-        path.parent.name: {k: json.loads(path.read_text())[k] for k in ("records", "incidents")}
-        for path in sorted(folder.glob("*/alert_report.json"))
-    }
 
 
 def incidents(home: Home) -> dict[str, list]:

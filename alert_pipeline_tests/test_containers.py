@@ -14,7 +14,6 @@ Dockerfile and Compose file on podman 4.3 + docker-compose 1.29, not Docker Engi
 """
 
 import datetime as dt
-import json
 import os
 import shutil
 import signal
@@ -29,7 +28,7 @@ from alert_pipeline.home import Home
 from alert_pipeline.runner import run_pipeline
 from alert_pipeline_tests.browser import CHROMEDRIVER, CHROMIUM, browse_asset_graph_and_report
 from alert_pipeline_tests.containers import DATA, PodmanStack, podman_problem
-from alert_pipeline_tests.helpers import need
+from alert_pipeline_tests.helpers import need, reports
 from alert_pipeline_tests.stack import REPO, poll_until, run_days, run_tags
 
 SECRET = "a-secret-that-only-.env-holds"
@@ -103,13 +102,6 @@ def reference_reports(root: Path, files: list[Path]) -> dict[str, dict]:
         shutil.copy(path, home.incoming / path.name)
     run_pipeline(home)
     return reports(home.reports)
-
-
-def reports(folder: Path) -> dict[str, dict]:
-    return {
-        path.parent.name: {k: json.loads(path.read_text())[k] for k in ("records", "incidents")}
-        for path in sorted(folder.glob("*/alert_report.json"))
-    }
 
 
 def stack_reports(stack: PodmanStack, tmp_path: Path) -> dict[str, dict]:

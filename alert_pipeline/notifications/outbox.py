@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alert_pipeline.home import Home
-from alert_pipeline.ledger import state_url
+from alert_pipeline.ledger import connect, state_url
 from alert_pipeline.notifications.lifecycle import Change, Known
 from alert_pipeline.rules import Incident
 
@@ -95,10 +95,7 @@ class _Postgres:
     """The sqlite3 calls the outbox makes (`?` placeholders, cursors), on a Postgres schema."""
 
     def __init__(self, url: str, schema: str) -> None:
-        import psycopg2  # installed with dagster-postgres
-
-        self.connection = psycopg2.connect(url)
-        self.connection.autocommit = True
+        self.connection = connect(url)
         self.lock_number = int(schema[-15:], 16)
         ddl = SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
         ddl = ddl.replace("INTEGER", "BIGINT")
