@@ -10,6 +10,7 @@ written here.
 """
 
 import csv
+import gc
 import gzip
 import io
 import os
@@ -317,6 +318,12 @@ def _model_failures(typed: pa.Table, time_range: TimeRange) -> list[tuple[str, n
             rows = found.setdefault((column, message), np.zeros(typed.num_rows, dtype=bool))
             rows[int(index)] = True
         return [(column, rows, message) for (column, message), rows in found.items()]
+    finally:
+        # pandas' cached accessors (`.str`, `.cat`) put the batch's Series in reference cycles:
+        # without this, batches pile up until a full collection (1.5 GB at 100 M records). The
+        # young generations are enough and cost ~0.2 ms a batch; a full collection costs 90 ms.
+        del frame
+        gc.collect(1)
     return []
 
 

@@ -13,6 +13,7 @@
 
 import csv
 import datetime as dt
+import gc
 import gzip
 import io
 import random
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
+import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
 import pytest
@@ -635,6 +637,25 @@ def test_a_record_the_pandera_model_rejects_gets_its_own_reason(tmp_path, monkey
     assert loaded.numbers == [(2, "country_code"), (3, "gdpr")]
     by_number = {r.number: r for r in loaded.rejected}
     assert "country_code" in by_number[2].reason
+
+
+def test_validating_a_batch_leaves_no_pandas_objects_behind(tmp_path):
+    """pandas' cached accessors put a validated frame's Series in reference cycles, which only the
+    cyclic collector frees: with it disabled (as it effectively is while Arrow, not Python,
+    allocates), each batch would otherwise stay in memory — 1.5 GB at 100 M records."""
+    path = write(tmp_path, "v.csv", csv_text([record(), record(gdpr="x"), record()]))
+    [batch] = read_batches(path, TR)  # warm up: the schema and pandas' own caches
+    assert batch.valid.num_rows == 2
+    gc.collect()
+    gc.disable()
+    try:
+        before = sum(isinstance(o, pd.Series) for o in gc.get_objects())
+        for _ in range(5):
+            [batch] = read_batches(path, TR)
+        after = sum(isinstance(o, pd.Series) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert after == before
 
 
 # ---------------------------------------------------------------------------------------------
