@@ -219,7 +219,7 @@ def run_project(csv: Path, scratch: Path) -> dict:
     home = Home(scratch / "home").create()
     _place(csv, home.incoming / CSV_NAME)
     rss_after_imports = _self_maxrss_kb()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     outcomes = ingest_pending(home, AlertHome(path=str(home.root)).time_range())
     ingested = time.perf_counter()
     days = sorted(days_with_data(home))
@@ -232,6 +232,7 @@ def run_project(csv: Path, scratch: Path) -> dict:
     end = time.perf_counter()
     return {
         "wall_s": end - start,
+        "cpu_s": time.process_time() - cpu_start,
         "phases": {
             "ingest_s": ingested - start,
             "rules_s": detected - ingested,
@@ -278,24 +279,26 @@ def run_duckdb(csv: Path, scratch: Path) -> dict:
 
     parquet = scratch / "logs.parquet"
     rss_after_imports = _self_maxrss_kb()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     connection = duckdb.connect()
     connection.execute(
         f"COPY (SELECT * FROM read_csv({_sql_text(csv)}, header = true, delim = ',', "
         f"quote = '\"', escape = '\"', columns = {duckdb_columns()})) "
         f"TO {_sql_text(parquet)} (FORMAT parquet, COMPRESSION zstd)"
     )
-    copied = time.perf_counter()
+    copied, copy_cpu = time.perf_counter(), time.process_time() - cpu_start
     rss_after_copy = _self_maxrss_kb()
     found = {
         rule.name: connection.execute(duckdb_rule_sql(parquet, rule)).fetchall() for rule in RULES
     }
-    end = time.perf_counter()
+    end, cpu = time.perf_counter(), time.process_time() - cpu_start
     rows = connection.execute(f"SELECT count(*) FROM read_parquet({_sql_text(parquet)})").fetchone()
     connection.close()
     return {
         "wall_s": end - start,
+        "cpu_s": cpu,
         "copy_s": copied - start,
+        "copy_cpu_s": copy_cpu,
         "phases": {"copy_s": copied - start, "rules_s": end - copied},
         "rows": int(rows[0]),
         "breaches": {name: [(g, int(t)) for g, t in rows] for name, rows in found.items()},
@@ -342,15 +345,17 @@ def run_polars(csv: Path, scratch: Path) -> dict:
 
     parquet = scratch / "logs.parquet"
     rss_after_imports = _self_maxrss_kb()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     pl.scan_csv(csv, schema=polars_schema()).sink_parquet(parquet, compression="zstd")
-    copied = time.perf_counter()
+    copied, copy_cpu = time.perf_counter(), time.process_time() - cpu_start
     rss_after_copy = _self_maxrss_kb()
     found = {rule.name: polars_rule(parquet, rule).collect().rows() for rule in RULES}
-    end = time.perf_counter()
+    end, cpu = time.perf_counter(), time.process_time() - cpu_start
     return {
         "wall_s": end - start,
+        "cpu_s": cpu,
         "copy_s": copied - start,
+        "copy_cpu_s": copy_cpu,
         "phases": {"copy_s": copied - start, "rules_s": end - copied},
         "rows": pl.scan_parquet(parquet).select(pl.len()).collect().item(),
         "breaches": {name: [(g, int(t)) for g, t in rows] for name, rows in found.items()},
@@ -366,7 +371,7 @@ def run_pandas_seed(csv: Path, scratch: Path) -> dict:
     from alert_pipeline.registry import RULES
 
     rss_after_imports = _self_maxrss_kb()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     frame = pd.read_csv(
         csv, dtype={"severity": "category", "os": "category", "bundle_id": "category"}
     )
@@ -384,7 +389,7 @@ def run_pandas_seed(csv: Path, scratch: Path) -> dict:
         else:
             counts = fatal.groupby(rule.group_by, observed=True)["n"].rolling(window).count()
         results[rule] = counts[counts > rule.threshold]
-    end = time.perf_counter()
+    end, cpu = time.perf_counter(), time.process_time() - cpu_start
     breaches = {}
     for rule, hits in results.items():
         if rule.group_by is None:
@@ -398,6 +403,7 @@ def run_pandas_seed(csv: Path, scratch: Path) -> dict:
         )
     return {
         "wall_s": end - start,
+        "cpu_s": cpu,
         "phases": {"read_s": loaded - start, "rules_s": end - loaded},
         "rows": len(frame),
         "breaches": breaches,
@@ -491,7 +497,10 @@ def run_once(competitor: str, csv: Path, scratch: Path) -> dict:
         (home / "incoming").mkdir(parents=True)
         _place(csv, home / "incoming" / CSV_NAME)
         launch = _launch(_cli_argv(home), scratch)
-        result: dict = {"wall_s": launch["process_s"]}
+        result: dict = {
+            "wall_s": launch["process_s"],
+            "cpu_s": launch["user_s"] + launch["sys_s"],
+        }
     else:
         argv = [sys.executable, "-m", "alert_pipeline.bench", "worker", competitor]
         launch = _launch([*argv, str(csv), str(scratch)], scratch)
@@ -586,20 +595,16 @@ def summarize(runs: dict[str, list[dict]], rows: int) -> dict[str, dict]:
     order, with each one's ratio to `polars_copy` (the fastest bare copy)."""
     figures: dict[str, dict] = {}
     for competitor, results in runs.items():
-        rows_of = [(competitor, [r["wall_s"] for r in results], [r["maxrss_kb"] for r in results])]
+        rows_of = [(competitor, "wall_s", "cpu_s", "maxrss_kb")]
         if competitor in COPIES:
-            rows_of.insert(
-                0,
-                (
-                    f"{competitor}_copy",
-                    [r["copy_s"] for r in results],
-                    [r["rss_after_copy_kb"] for r in results],
-                ),
-            )
-        for name, walls, rss in rows_of:
+            rows_of.insert(0, (f"{competitor}_copy", "copy_s", "copy_cpu_s", "rss_after_copy_kb"))
+        for name, wall_key, cpu_key, rss_key in rows_of:
+            walls = [r[wall_key] for r in results]
+            rss = [r[rss_key] for r in results]
             wall = statistics.median(walls)
             figures[name] = {
                 "median_wall_s": wall,
+                "median_cpu_s": statistics.median(r[cpu_key] for r in results),
                 "records_per_s": rows / wall if wall > 0 else float("inf"),
                 "peak_rss_mb": statistics.median(rss) / 1024,
                 "median_process_s": statistics.median(r["process_s"] for r in results),
@@ -614,15 +619,15 @@ def summarize(runs: dict[str, list[dict]], rows: int) -> dict[str, dict]:
 
 def markdown_table(figures: dict[str, dict]) -> str:
     lines = [
-        "| competitor | median wall s | records/s | peak RSS MB | × polars copy | process s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| competitor | median wall s | records/s | peak RSS MB | × polars copy | CPU s | process s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, values in figures.items():
         ratio = values["x_polars_copy"]
         lines.append(
             f"| {name} | {values['median_wall_s']:.2f} | {values['records_per_s']:,.0f} | "
             f"{values['peak_rss_mb']:,.0f} | {'—' if ratio is None else f'{ratio:.2f}'} | "
-            f"{values['median_process_s']:.2f} |"
+            f"{values['median_cpu_s']:.2f} | {values['median_process_s']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -702,7 +707,8 @@ def run_bench(
     print()
     print(
         "wall: the timed work inside the child process (after its imports); for project_dagster "
-        "the whole `alert-pipeline run`. process s: the child process from start to exit. "
+        "the whole `alert-pipeline run`. CPU s: CPU time of all the child's threads over the "
+        "same span (user + system). process s: the child process from start to exit. "
         "Peak RSS: the child's ru_maxrss (wait4); a copy's is its child's peak when the copy "
         "ended. Medians of "
         f"{repeat} run(s)."

@@ -41,7 +41,7 @@ def test_bench_command_runs_every_competitor_and_they_agree(
     assert main([*argv, "--work", str(work), "--json", str(report)]) == 0
 
     out = capsys.readouterr().out
-    assert "| competitor | median wall s | records/s | peak RSS MB | × polars copy |" in out
+    assert "| competitor | median wall s | records/s | peak RSS MB | × polars copy | CPU s |" in out
     for name in TABLE_ROWS:
         assert f"\n| {name} | " in out
     assert "fairness: all 5 competitors" in out and "FAILED" not in out
@@ -51,8 +51,12 @@ def test_bench_command_runs_every_competitor_and_they_agree(
     assert document["agree"] is True and document["problems"] == []
     assert list(document["figures"]) == list(TABLE_ROWS)
     for name, figures in document["figures"].items():
-        for key in ("median_wall_s", "records_per_s", "peak_rss_mb", "x_polars_copy"):
+        for key in ("median_wall_s", "median_cpu_s", "records_per_s", "peak_rss_mb"):
             assert figures[key] > 0, (name, key)
+        assert figures["x_polars_copy"] > 0, name
+    for whole in ("polars", "duckdb"):  # a copy's CPU time is the first part of its whole run
+        cpu = document["figures"][whole]["median_cpu_s"]
+        assert 0 < document["figures"][f"{whole}_copy"]["median_cpu_s"] <= cpu
     assert document["figures"]["polars_copy"]["x_polars_copy"] == 1.0
     # The planted bursts breach both rules: the check compared something.
     assert set(document["breach_events"]) == {rule.name for rule in RULES}
@@ -119,7 +123,9 @@ def test_incidents_from_breaches_split_at_gaps_of_one_window() -> None:
 def fake_result(breaches: dict, rows: int = 200) -> dict:
     return {
         "wall_s": 1.0,
+        "cpu_s": 1.8,
         "copy_s": 0.5,
+        "copy_cpu_s": 0.9,
         "process_s": 1.5,
         "maxrss_kb": 10_240,
         "rss_after_copy_kb": 10_240,
