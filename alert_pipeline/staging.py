@@ -29,6 +29,7 @@ from alert_pipeline.loader import (
 from alert_pipeline.progress import Progress
 from alert_pipeline.rules import MICROS_PER_DAY, day_of_us
 from alert_pipeline.schema import ARROW_SCHEMA
+from alert_pipeline.warehouse import row_groups
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -152,7 +153,7 @@ class RejectionSpool:
         writers: dict[str, pq.ParquetWriter] = {}
         parts: dict[str, tuple[StagedFile, int]] = {}
         try:
-            for batch in pq.ParquetFile(self.spool.temp).iter_batches(batch_size=65_536):
+            for batch in row_groups(self.spool.temp):
                 known = np.asarray(batch.column("record_number").is_valid())
                 numbers = batch.column("record_number").fill_null(0).to_numpy()
                 final = batch.column("final_number").to_numpy(zero_copy_only=False)
