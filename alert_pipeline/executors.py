@@ -32,8 +32,13 @@ def distributed() -> bool:
 
 
 # A step is acknowledged when it ends, not when it starts: if its worker dies, the broker gives it
-# to another worker (ingestion and every asset are idempotent, so running it again is safe).
-CELERY_SETTINGS = {"task_acks_late": True, "task_reject_on_worker_lost": True}
+# to another worker (ingestion and every asset are idempotent, so running it again is safe). A
+# worker takes one step at a time, so a long file never holds back steps another worker could do.
+CELERY_SETTINGS = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+}
 
 
 def broker_url() -> str:

@@ -11,10 +11,14 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from alert_pipeline_tests.stack import REPO, free_port, graphql
+from alert_pipeline.home import Home
+from alert_pipeline.runner import run_pipeline
+from alert_pipeline_tests.helpers import reports
+from alert_pipeline_tests.stack import REPO, free_port, graphql, poll_until, run_days
 
 PODMAN = REPO / "deploy" / "podman"
 SERVICES = ("postgres", "user_code", "webserver", "daemon")
@@ -41,12 +45,21 @@ class PodmanStack:
     project: Path
     state: Path
     port: int
+    services: tuple[str, ...] = SERVICES  # those with a healthcheck
+    workers: int = 0  # containers of the `worker` service (profile `cluster`)
 
     @classmethod
-    def prepare(cls, root: Path, variables: dict[str, str]) -> "PodmanStack":
+    def prepare(
+        cls,
+        root: Path,
+        variables: dict[str, str],
+        name: str = "alertpipeline",
+        services: tuple[str, ...] = SERVICES,
+        workers: int = 0,
+    ) -> "PodmanStack":
         """Copy what git tracks (Dockerfile, docker-compose.yml, sources) and write a .env:
         the project's files unchanged, only the settings of `.env` chosen here."""
-        project = root / f"alertpipeline{os.getpid()}"  # the Compose project name
+        project = root / f"{name}{os.getpid()}"  # the Compose project name
         tracked = subprocess.run(
             ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
         ).stdout.split(b"\0")
@@ -71,7 +84,7 @@ class PodmanStack:
         (project / ".env").write_text(
             "\n".join(lines + [f"{k}={v}" for k, v in settings.items()]) + "\n"
         )
-        return cls(project, root / "podman-state", port)
+        return cls(project, root / "podman-state", port, services, workers)
 
     @property
     def env(self) -> dict[str, str]:
@@ -88,7 +101,8 @@ class PodmanStack:
     def up(self) -> float:
         """Build the image and start the stack; seconds it took (base images included)."""
         started = time.monotonic()
-        self._run(["bash", str(PODMAN / "up.sh"), str(self.project)], timeout=1800)
+        scale = ["--scale", f"worker={self.workers}"] if self.workers else []
+        self._run(["bash", str(PODMAN / "up.sh"), str(self.project), *scale], timeout=1800)
         return time.monotonic() - started
 
     def down(self, volumes: bool = True) -> None:
@@ -118,15 +132,15 @@ class PodmanStack:
             )
         return result.stdout
 
-    def container(self, service: str) -> str:
-        return f"{self.project.name}_{service}_1"
+    def container(self, service: str, number: int = 1) -> str:
+        return f"{self.project.name}_{service}_{number}"
 
     def exec(self, service: str, *argv: str, check: bool = True) -> str:
         return self.podman("exec", self.container(service), *argv, check=check)
 
     def health(self) -> dict[str, str]:
         statuses = {}
-        for service in SERVICES:
+        for service in self.services:
             out = self.podman(
                 "inspect", "--format", "{{json .State}}", self.container(service), check=False
             )
@@ -146,11 +160,22 @@ class PodmanStack:
         return time.monotonic() - started
 
     def logs(self, lines: int = 40) -> str:
-        return "\n".join(
-            f"--- {service}\n"
-            + self.podman("logs", "--tail", str(lines), self.container(service), check=False)
-            for service in SERVICES
-        )
+        containers = [self.container(s) for s in self.services]
+        containers += [self.container("worker", n) for n in range(1, self.workers + 1)]
+        return "\n".join(f"--- {name}\n" + self.output(name, lines) for name in containers)
+
+    def output(self, container: str, lines: int = 0) -> str:
+        """What a container wrote, on both streams (`podman logs` keeps them apart)."""
+        tail = ["--tail", str(lines)] if lines else []
+        return subprocess.run(
+            ["podman", "logs", *tail, container],
+            cwd=self.project,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        ).stdout
 
     def graphql(self, text: str, variables: dict | None = None) -> dict:
         return graphql(self.url, text, variables, timeout=60)
@@ -166,3 +191,70 @@ class PodmanStack:
         outside.parent.mkdir(parents=True, exist_ok=True)
         self.podman("cp", f"{self.container('user_code')}:{inside}", str(outside))
         return outside
+
+
+# --- the runs of a stack, over GraphQL ------------------------------------------------------------
+
+ACTIVE = {"QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING"}
+PHASE_TIMEOUT = 180
+RUNS_QUERY = """
+query Runs { runsOrError { __typename
+  ... on Runs { results { runId jobName status startTime endTime creationTime tags { key value } } }
+} }"""
+FAILURES_QUERY = """
+query Failures($runId: ID!) { logsForRun(runId: $runId) { __typename
+  ... on EventConnection { events { __typename
+    ... on ExecutionStepFailureEvent { stepKey error { message } }
+    ... on RunFailureEvent { message error { message } } } } } }"""
+
+
+def reference_reports(root: Path, files: list[Path]) -> dict[str, dict]:
+    """What `alert-pipeline run` reports for the same files."""
+    home = Home(root).create()
+    for path in files:
+        shutil.copy(path, home.incoming / path.name)
+    run_pipeline(home)
+    return reports(home.reports)
+
+
+def stack_reports(stack: PodmanStack, tmp_path: Path) -> dict[str, dict]:
+    return reports(stack.copy_out(f"{DATA}/reports", tmp_path / "reports"))
+
+
+def runs(stack: PodmanStack) -> list[dict]:
+    result = stack.graphql(RUNS_QUERY)["runsOrError"]
+    assert result["__typename"] == "Runs", result
+    return result["results"]
+
+
+def summary(current: list[dict]) -> list[tuple]:
+    return [(r["runId"][:8], r["jobName"], r["status"], run_days(r)) for r in current]
+
+
+def why_failed(stack: PodmanStack, failed: list[dict]) -> str:
+    """The failed runs' step and run errors (first: the containers' logs are long)."""
+    reasons = []
+    for run in failed:
+        result = stack.graphql(FAILURES_QUERY, {"runId": run["runId"]})["logsForRun"]
+        for event in result.get("events", []):
+            error = (event.get("error") or {}).get("message") or event.get("message")
+            if error:
+                reasons.append(f"{run['runId'][:8]} {event.get('stepKey') or 'run'}: {error}")
+    return "\n".join([*reasons, f"{summary(failed)}", stack.logs()])
+
+
+def wait_runs(stack: PodmanStack, what: str, done: Callable[[list[dict]], bool]) -> list[dict]:
+    """Poll the runs until none is active and `done` says so; a failed run (other than those in
+    `stack.killed_runs`) fails at once, with its errors."""
+
+    def check() -> tuple[bool, object]:
+        current = runs(stack)
+        failed = [
+            r for r in current if r["status"] == "FAILURE" and r["runId"] not in expected_failures
+        ]
+        assert not failed, why_failed(stack, failed)
+        busy = [r for r in current if r["status"] in ACTIVE]
+        return not busy and done(current), current
+
+    expected_failures = getattr(stack, "killed_runs", set())
+    return poll_until(what, PHASE_TIMEOUT, check, stack.logs)

@@ -18,17 +18,24 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from alert_pipeline.generate import generate_logs
-from alert_pipeline.home import Home
-from alert_pipeline.runner import run_pipeline
 from alert_pipeline_tests.browser import CHROMEDRIVER, CHROMIUM, browse_asset_graph_and_report
-from alert_pipeline_tests.containers import DATA, PodmanStack, podman_problem
-from alert_pipeline_tests.helpers import need, reports
+from alert_pipeline_tests.containers import (
+    DATA,
+    PodmanStack,
+    podman_problem,
+    reference_reports,
+    runs,
+    stack_reports,
+    summary,
+    wait_runs,
+)
+from alert_pipeline_tests.helpers import need
 from alert_pipeline_tests.stack import REPO, poll_until, run_days, run_tags
 
 SECRET = "a-secret-that-only-.env-holds"
@@ -37,20 +44,9 @@ LOCATION, REPOSITORY = "alert_pipeline", "__repository__"
 DAYS = [str(dt.date(2021, 9, 10) + dt.timedelta(days=n)) for n in range(7)]
 LATE_DAY = "2021-09-17"
 REPORT_DAY = "2021-09-12"
-ACTIVE = {"QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING"}
-PHASE_TIMEOUT = 180
-RUNS_QUERY = """
-query Runs { runsOrError { __typename
-  ... on Runs { results { runId jobName status startTime endTime creationTime tags { key value } } }
-} }"""
 BACKFILL_MUTATION = """
 mutation Backfill($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
-FAILURES_QUERY = """
-query Failures($runId: ID!) { logsForRun(runId: $runId) { __typename
-  ... on EventConnection { events { __typename
-    ... on ExecutionStepFailureEvent { stepKey error { message } }
-    ... on RunFailureEvent { message error { message } } } } } }"""
 LAUNCH_RUN_MUTATION = """
 mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }"""
@@ -95,39 +91,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
     return week, late
 
 
-def reference_reports(root: Path, files: list[Path]) -> dict[str, dict]:
-    """What `alert-pipeline run` reports for the same files."""
-    home = Home(root).create()
-    for path in files:
-        shutil.copy(path, home.incoming / path.name)
-    run_pipeline(home)
-    return reports(home.reports)
-
-
-def stack_reports(stack: PodmanStack, tmp_path: Path) -> dict[str, dict]:
-    return reports(stack.copy_out(f"{DATA}/reports", tmp_path / "reports"))
-
-
-def runs(stack: PodmanStack) -> list[dict]:
-    result = stack.graphql(RUNS_QUERY)["runsOrError"]
-    assert result["__typename"] == "Runs", result
-    return result["results"]
-
-
-def wait_runs(stack: PodmanStack, what: str, done: Callable[[list[dict]], bool]) -> list[dict]:
-    def check() -> tuple[bool, object]:
-        current = runs(stack)
-        failed = [
-            r for r in current if r["status"] == "FAILURE" and r["runId"] not in expected_failures
-        ]
-        assert not failed, why_failed(stack, failed)
-        busy = [r for r in current if r["status"] in ACTIVE]
-        return not busy and done(current), current
-
-    expected_failures = getattr(stack, "killed_runs", set())
-    return poll_until(what, PHASE_TIMEOUT, check, stack.logs)
-
-
 HOLDER = """
 import os, time
 from alert_pipeline.home import Home, source_id
@@ -140,18 +103,6 @@ with lock(home, "source:" + source_id(name)):
     open("/tmp/holder", "w").write(str(os.getpid()))
     time.sleep(600)
 """
-
-
-def why_failed(stack: PodmanStack, failed: list[dict]) -> str:
-    """The failed runs' step and run errors (first: the containers' logs are long)."""
-    reasons = []
-    for run in failed:
-        result = stack.graphql(FAILURES_QUERY, {"runId": run["runId"]})["logsForRun"]
-        for event in result.get("events", []):
-            error = (event.get("error") or {}).get("message") or event.get("message")
-            if error:
-                reasons.append(f"{run['runId'][:8]} {event.get('stepKey') or 'run'}: {error}")
-    return "\n".join([*reasons, f"{summary(failed)}", stack.logs()])
 
 
 def hold_the_ingestion_lock(stack: PodmanStack) -> None:
@@ -168,10 +119,6 @@ def hold_the_ingestion_lock(stack: PodmanStack) -> None:
         lambda: (bool(stack.exec("user_code", "cat", "/tmp/holder", check=False).strip()), None),
         stack.logs,
     )
-
-
-def summary(current: list[dict]) -> list[tuple]:
-    return [(r["runId"][:8], r["jobName"], r["status"], run_days(r)) for r in current]
 
 
 def test_the_stack_runs_unprivileged_with_secrets_only_from_env(stack: PodmanStack) -> None:

@@ -191,7 +191,8 @@ def test_lock_pins_every_declared_dependency() -> None:
             (spec,) = requirement.specifier
             assert spec.operator == "==", line
             pins[canonicalize_name(requirement.name)] = spec.version
-    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["cluster"]
     for text in declared:
         requirement = Requirement(text)
         name = canonicalize_name(requirement.name)
@@ -236,9 +237,22 @@ def test_compose_config_is_valid_and_needs_env(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert set(services) == {"postgres", "user_code", "webserver", "daemon"}
-    assert set(config["volumes"]) == {"postgres_data", "pipeline_data", "dagster_storage"}
-    for name in ("user_code", "webserver", "daemon"):
+    assert set(services) == {"postgres", "user_code", "webserver", "daemon", "rabbitmq", "worker"}
+    profiles = {name: service.get("profiles") for name, service in services.items()}
+    assert profiles == {
+        name: ["cluster"] if name in ("rabbitmq", "worker") else None for name in services
+    }
+    assert set(config["volumes"]) == {
+        "postgres_data",
+        "pipeline_data",
+        "dagster_storage",
+        "rabbitmq_data",
+    }
+    # The workers see what user_code sees; in_process unless .env says otherwise.
+    assert services["worker"]["volumes"] == services["user_code"]["volumes"]
+    assert services["worker"]["environment"] == services["user_code"]["environment"]
+    assert services["user_code"]["environment"]["ALERT_PIPELINE_EXECUTOR"] == "in_process"
+    for name in ("user_code", "webserver", "daemon", "worker"):
         assert services[name]["environment"]["DAGSTER_POSTGRES_HOST"] == "postgres"
         assert services[name]["init"] is True
         for dependency, rule in services[name]["depends_on"].items():

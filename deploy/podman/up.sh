@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Brings this project's Compose stack up under podman, on machines without a Docker engine or an
 # image registry (used by alert_pipeline_tests/test_containers.py; docs/deploying.md).
-# usage: up.sh PROJECT_DIR        (PROJECT_DIR holds Dockerfile, docker-compose.yml and a .env)
+# usage: up.sh PROJECT_DIR [OPTION…] (PROJECT_DIR holds Dockerfile, docker-compose.yml and a .env;
+#        OPTIONs go to `docker-compose up`, e.g. --scale worker=2)
 # Leaves: podman's Docker-compatible socket at $PODMAN_SOCK (pid in $STATE/service.pid), a healthcheck
 # pump (pid in $STATE/pump.pid), the stack up. Tear down with down.sh PROJECT_DIR.
-# The base images python:3.11-slim-bookworm and postgres:16 are STAND-INS built here from Debian
-# bookworm (python-base.Containerfile, postgres-base.Containerfile), not the official images.
+# The base images python:3.11-slim-bookworm, postgres:16 and rabbitmq:3.13 are STAND-INS built here
+# from Debian bookworm (python-, postgres-, rabbitmq-base.Containerfile), not the official images.
 set -euo pipefail
 trap 'echo "up.sh: line $LINENO failed (exit $?)" >&2' ERR
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +25,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # 2. Base images, built locally once: a debootstrapped bookworm, then stand-ins for the two public
-#    images the project names (python:3.11-slim-bookworm, postgres:16).
+#    images the project names (python:3.11-slim-bookworm, postgres:16, rabbitmq:3.13).
 if ! podman image exists localhost/debian:bookworm; then
   root=$(mktemp -d)
   mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
@@ -37,6 +38,8 @@ podman image exists docker.io/library/python:3.11-slim-bookworm ||
   podman build -q -f "$here/python-base.Containerfile" -t docker.io/library/python:3.11-slim-bookworm "$here" >/dev/null
 podman image exists docker.io/library/postgres:16 ||
   podman build -q -f "$here/postgres-base.Containerfile" -t docker.io/library/postgres:16 "$here" >/dev/null
+podman image exists docker.io/library/rabbitmq:3.13 ||
+  podman build -q -f "$here/rabbitmq-base.Containerfile" -t docker.io/library/rabbitmq:3.13 "$here" >/dev/null
 
 # 3. The Docker-compatible API socket.
 if ! [ -S "$PODMAN_SOCK" ]; then
@@ -58,4 +61,4 @@ cd "$proj"
 image=$(docker-compose config | awk '/image: .*alert-pipeline/ && !found {print $2; found = 1}')
 podman build --pull=never --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
   -t "${image:-alert-pipeline:latest}" . >"$STATE/build.log" 2>&1 || { tail -20 "$STATE/build.log"; exit 1; }
-docker-compose up -d --no-build
+docker-compose up -d --no-build "${@:2}"
