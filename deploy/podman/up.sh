@@ -24,7 +24,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# 2. Base images, built locally once: a debootstrapped bookworm, then stand-ins for the two public
+# 2. Base images, built locally once: a debootstrapped bookworm, then stand-ins for the three public
 #    images the project names (python:3.11-slim-bookworm, postgres:16, rabbitmq:3.13).
 if ! podman image exists localhost/debian:bookworm; then
   root=$(mktemp -d)
