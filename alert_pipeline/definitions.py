@@ -25,24 +25,24 @@ from alert_pipeline.notification_assets import (
     incident_notifications,
     notification_config_check,
 )
-from alert_pipeline.resources import AlertHome
+from alert_pipeline.resources import AlertHome, HomeIOManager
 from alert_pipeline.sensors import (
     daily_alerts_schedule,
     landing_folder_sensor,
     notification_delivery_sensor,
 )
 
-# Settings given in the environment reach the resource as EnvVar: the UI shows their source.
-alert_home = AlertHome(
-    **{
-        field: EnvVar(variable)
-        for field, variable in (
-            ("path", "ALERT_PIPELINE_HOME"),
-            ("start_date", "ALERT_PIPELINE_START_DATE"),
-        )
-        if os.environ.get(variable)
-    }
-)
+# Settings given in the environment reach the resources as EnvVar: the UI shows their source.
+settings = {
+    field: EnvVar(variable)
+    for field, variable in (
+        ("path", "ALERT_PIPELINE_HOME"),
+        ("start_date", "ALERT_PIPELINE_START_DATE"),
+    )
+    if os.environ.get(variable)
+}
+alert_home = AlertHome(**settings)
+io_manager = HomeIOManager(**{k: v for k, v in settings.items() if k == "path"})
 
 defs = Definitions(
     assets=[validated_logs, *rule_assets, incident_notifications, alert_report],
@@ -50,6 +50,6 @@ defs = Definitions(
     jobs=[ingest_job, daily_alerts_job, undated_check_job, notification_checks_job],
     sensors=[landing_folder_sensor, notification_delivery_sensor],
     schedules=[daily_alerts_schedule],
-    resources={"alert_home": alert_home},
+    resources={"alert_home": alert_home, "io_manager": io_manager},
     executor=run_executor(),
 )

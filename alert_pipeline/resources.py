@@ -8,7 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import (
+    ConfigurableIOManagerFactory,
+    ConfigurableResource,
+    FilesystemIOManager,
+    InitResourceContext,
+    IOManager,
+)
 
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.executors import distributed
@@ -87,3 +93,15 @@ class AlertHome(ConfigurableResource):
             day_start_us(dt.date.fromisoformat(self.start_date)),
             day_start_us(tomorrow),
         )
+
+
+class HomeIOManager(ConfigurableIOManagerFactory):
+    """Where step outputs go: only the ingest fan-out's file names (the assets write their own
+    storage). Kept in the home, under `dagster/storage` as the CLI's instance keeps them, because
+    every worker has the home, while each machine may have its own DAGSTER_HOME."""
+
+    path: str = DEFAULT_HOME
+
+    def create_io_manager(self, context: InitResourceContext) -> IOManager:
+        storage = Home(Path(self.path)).dagster / "storage"  # made when first written
+        return FilesystemIOManager(base_dir=str(storage)).create_io_manager(context)

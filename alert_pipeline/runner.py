@@ -149,7 +149,9 @@ def _execute(instance, home: Home, job_name: str, tags: dict[str, str], what: st
 
     result = defs.resolve_job_def(job_name).execute_in_process(
         run_config={
-            "resources": {"alert_home": {"config": {"path": str(home.root)}}},
+            "resources": {
+                name: {"config": {"path": str(home.root)}} for name in ("alert_home", "io_manager")
+            },
             "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},  # the CLI says it
         },
         instance=instance,

@@ -53,14 +53,27 @@ class Cluster:
     env: dict[str, str]
     logs: dict[str, Path] = field(default_factory=dict)
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    isolated: bool = os.geteuid() == 0 and shutil.which("unshare") is not None
 
     def start_worker(self, name: str) -> None:
-        """A Celery worker process (in its own process group) taking one step at a time."""
+        """A Celery worker process (in its own process group) taking one step at a time. As
+        root, in a mount namespace of its own where the instance's storage folder
+        ($DAGSTER_HOME/storage, which Dagster hands to every step) is an empty private tmpfs, as
+        on a machine of its own: workers share only Postgres, the broker and the pipeline home."""
         self.logs[name] = self.dagster_home.parent / f"{name}.log"
+        worker = [*CELERY, "worker", "-n", f"{name}@%h", "--concurrency", "1", "-l", "info"]
+        worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        if self.isolated:
+            storage = self.dagster_home / "storage"
+            storage.mkdir(exist_ok=True)
+            worker = [
+                *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
+                'mount -t tmpfs tmpfs "$0" && exec "$@"',
+                *(str(storage), *worker),
+            ]
         with open(self.logs[name], "a") as log:
             self.workers[name] = subprocess.Popen(
-                [*CELERY, "worker", "-n", f"{name}@%h", "--concurrency", "1", "-l", "info"]
-                + ["--without-gossip", "--without-mingle", "--without-heartbeat"],
+                worker,
                 env=self.env,
                 cwd=REPO,
                 stdout=log,

@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import logging
 import os
+import pickle
 import random
 import time
 from pathlib import Path
@@ -96,7 +97,9 @@ class Landing:
     def execute(self, request) -> None:
         job = defs.resolve_job_def(request.job_name)
         run_config = dict(request.run_config or {})
-        run_config["resources"] = {"alert_home": {"config": {"path": str(self.root)}}}
+        run_config["resources"] = {
+            name: {"config": {"path": str(self.root)}} for name in ("alert_home", "io_manager")
+        }
         result = job.execute_in_process(
             run_config=run_config,
             instance=self.instance,
@@ -159,6 +162,9 @@ def test_new_file_waits_one_tick_then_is_ingested_then_its_days_refreshed(landin
     ingested = landing.instance.get_latest_materialization_event(AssetKey("validated_logs"))
     assert ingested.asset_materialization.partition == "2021-09-10"
     assert ingested.asset_materialization.metadata["records_stored"].value == 3
+    # The file names handed to the ingestion's steps are kept in the home, not the instance.
+    [step_output] = (landing.root / "dagster" / "storage").glob("*/ingest_landing_files/result/*")
+    assert pickle.loads(step_output.read_bytes()) == "a.csv"
     third = landing.tick().run_requests
     assert alerts_ranges(third) == [("2021-09-10", "2021-09-10")]
     landing.execute(third[0])
