@@ -31,7 +31,7 @@ from dagster import (
 
 from alert_pipeline.home import UNDATED
 from alert_pipeline.ingestion import ingest_pending
-from alert_pipeline.ledger import day_counts, read_ledger, undated_records
+from alert_pipeline.ledger import DayCounts, day_counts, read_ledger, undated_records
 from alert_pipeline.partitions import backfill_policy, daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
 from alert_pipeline.progress import Progress
@@ -98,6 +98,16 @@ def log_outcomes(context: OpExecutionContext | AssetExecutionContext, outcomes: 
             context.log.info(f"skipped {outcome.name}: {outcome.status} {outcome.reason}".strip())
 
 
+def count_metadata(counts: DayCounts) -> dict[str, int]:
+    """A day's record counts as `validated_logs` materializations show them."""
+    return {
+        "records_read": counts.read,
+        "records_stored": counts.stored,
+        "records_quarantined": counts.quarantined,
+        "dagster/row_count": counts.stored,
+    }
+
+
 @asset(
     partitions_def=daily_partitions,
     backfill_policy=backfill_policy(),
@@ -157,10 +167,7 @@ def validated_logs(
     totals = {"records_read": read, "records_stored": stored, "records_quarantined": quarantined}
     per_day = {
         day: {
-            "records_read": counts.read,
-            "records_stored": counts.stored,
-            "records_quarantined": counts.quarantined,
-            "dagster/row_count": counts.stored,
+            **count_metadata(counts),
             "severity_counts": MetadataValue.json(severity_counts(home, day)),
             "quarantined_by_column": MetadataValue.json(quarantine_reasons(home, day)),
             "path": MetadataValue.path(str(home.day_dir(day))),

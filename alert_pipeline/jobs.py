@@ -17,6 +17,7 @@ from pydantic import Field
 
 from alert_pipeline.assets import (
     alert_report,
+    count_metadata,
     log_outcomes,
     rule_assets,
     undated_records_check,
@@ -68,17 +69,11 @@ def ingest_landing_file(
     )
     log_outcomes(context, outcomes)
     for day in sorted({day for o in outcomes for day in o.changed_days} - {UNDATED}):
-        counts = day_counts(home, day)
         yield AssetMaterialization(
             asset_key=validated_logs.key,
             partition=day,
             description=f"ingested {name}",
-            metadata={
-                "records_read": counts.read,
-                "records_stored": counts.stored,
-                "records_quarantined": counts.quarantined,
-                "dagster/row_count": counts.stored,
-            },
+            metadata=count_metadata(day_counts(home, day)),
         )
 
 

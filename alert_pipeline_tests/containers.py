@@ -11,7 +11,8 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,25 @@ class PodmanStack:
             self._run(["bash", str(PODMAN / "down.sh"), str(self.project)], check=False)
         else:
             self.compose("down")
+
+    @contextmanager
+    def running(self) -> Iterator["PodmanStack"]:
+        """Up and healthy; afterwards down, with nothing of it left (containers, volumes, the API
+        socket)."""
+        try:
+            up = self.up()
+            healthy = self.wait_healthy()
+            print(f"up in {up:.0f} s (image built), healthy {healthy:.0f} s later")
+            yield self
+        finally:
+            self.down()
+            left = self.podman("ps", "-a", "--format", "{{.Names}}", check=False).split()
+            volumes = self.podman("volume", "ls", "--format", "{{.Name}}", check=False).split()
+            assert not [n for n in left + volumes if n.startswith(self.project.name)], (
+                left,
+                volumes,
+            )
+            assert not (self.state / "podman.sock").exists()
 
     def compose(self, *args: str, timeout: float = 300) -> str:
         return self._run(["docker-compose", *args], timeout=timeout)

@@ -53,15 +53,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanStack]:
         services=(*SERVICES, "rabbitmq"),
         workers=2,
     )
-    try:
-        deployed.up()
-        deployed.wait_healthy()
+    with deployed.running():
         yield deployed
-    finally:
-        deployed.down()
-        left = deployed.podman("ps", "-a", "--format", "{{.Names}}", check=False).split()
-        volumes = deployed.podman("volume", "ls", "--format", "{{.Name}}", check=False).split()
-        assert not [n for n in left + volumes if n.startswith(deployed.project.name)]
 
 
 def test_two_workers_execute_every_step_and_the_reports_are_the_clis(
