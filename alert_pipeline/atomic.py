@@ -1,15 +1,21 @@
 """The one way this project writes a file: to a hidden temp name beside it, then renamed, so a
 reader sees the old file or the new one, never part of one, and a killed writer leaves only a
 `.*.tmp` file that no reader looks at (ingestion removes them under its lock).
+
+In a home in an object store (objects.py) the complete temp file is uploaded as the final
+object first, then renamed: the object appears whole, or not at all.
 """
 
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from alert_pipeline.objects import object_home
 
 
 class StagedFile:
@@ -27,6 +33,8 @@ class StagedFile:
         return os.fdopen(fd, "wb")
 
     def commit(self) -> Path:
+        if store := object_home(self.path):
+            store.upload(self.temp, self.path)
         os.replace(self.temp, self.path)
         return self.path
 
@@ -60,3 +68,19 @@ def write_atomic(path: Path, data: bytes | str) -> Path:
 
 def write_json_atomic(path: Path, document: object) -> Path:
     return write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def remove(path: Path) -> None:
+    """Remove a file of a home (and its object, in an object store)."""
+    if store := object_home(path):
+        store.delete(path)
+    Path(path).unlink(missing_ok=True)
+
+
+def move(path: Path, target: Path) -> None:
+    """Move a file of a home to another place in it (a link is moved as a link)."""
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), target)
+    if store := object_home(target):
+        store.upload(target, target)
+        store.delete(path)

@@ -38,12 +38,17 @@ def home_folder(text: str | None, create: bool):
     """The home of `--home` (default $ALERT_PIPELINE_HOME, else data), which must exist unless
     `create`: a typo must not start an empty home that reports "nothing new"."""
     from alert_pipeline.home import Home
+    from alert_pipeline.objects import SCHEME
     from alert_pipeline.registry import use_home
     from alert_pipeline.resources import DEFAULT_HOME
 
     text = DEFAULT_HOME if text is None else text
     if not text.strip():
         raise PipelineError("the home folder is empty: give --home DIR or set ALERT_PIPELINE_HOME")
+    if text.startswith(SCHEME):  # a home in an object store (objects.py)
+        home = Home(text).create()
+        use_home(home.root)
+        return home
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise PipelineError(f"the home folder {path.absolute()} is not a folder")
@@ -57,11 +62,12 @@ def home_folder(text: str | None, create: bool):
 
 def print_incidents(home) -> None:
     """Every incident in the home's reports, one line each, then where the reports are."""
+    from alert_pipeline.objects import synced
     from alert_pipeline.runner import report_incidents
 
     days = (
         sorted(p.name for p in home.reports.iterdir() if p.is_dir())
-        if home.reports.is_dir()
+        if synced(home.reports).is_dir()
         else []
     )
     lines = [f"incidents in {len(days)} daily reports:"]

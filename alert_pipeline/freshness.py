@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from alert_pipeline.home import UNDATED, Home
 from alert_pipeline.notifications.outbox import day_summaries
+from alert_pipeline.objects import synced
 from alert_pipeline.report import read_report_document
 from alert_pipeline.rules import DayDetection, SlidingWindowRule
 from alert_pipeline.warehouse import read_incidents
@@ -120,8 +121,8 @@ def _is_day(text: str) -> bool:
 
 
 def _output_days(home: Home) -> set[str]:
-    days = {path.name for path in home.reports.glob("*") if path.is_dir()}
-    days |= {path.stem.removeprefix("day=") for path in home.incidents.glob("*/day=*.json")}
+    days = {path.name for path in synced(home.reports).glob("*") if path.is_dir()}
+    days |= {path.stem.removeprefix("day=") for path in synced(home.incidents).glob("*/day=*.json")}
     return {day for day in days if _is_day(day)}
 
 

@@ -12,11 +12,16 @@ Layout under the home folder:
 Day folders are named `day=` (not `date=`) so that hive partitioning in pyarrow or DuckDB adds a
 `day` column instead of clashing with the records' own `date` column. A source is one landing
 file name; its parts are named after it (`source_id`).
+
+A home may also be `s3://bucket/prefix` in an object store: then `root` is the local folder it is
+worked on in, and `location` names it (objects.py).
 """
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from alert_pipeline.objects import local_root, location
 
 LOG_SUFFIXES = (".csv", ".csv.gz")
 IN_PROGRESS_SUFFIXES = (".tmp", ".part")
@@ -25,12 +30,18 @@ UNDATED = "undated"
 
 @dataclass(frozen=True)
 class Home:
-    """Paths of one pipeline home folder (absolute, so that paths shown to users can be opened)."""
+    """Paths of one pipeline home folder (absolute, so that paths shown to users can be opened).
+    Made from a path or an `s3://` URI."""
 
     root: Path
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root).absolute())
+        object.__setattr__(self, "root", local_root(self.root))
+
+    @property
+    def location(self) -> str:
+        """What names the home on every machine: its path, or its `s3://` URI."""
+        return location(self.root)
 
     @property
     def incoming(self) -> Path:
@@ -92,15 +103,22 @@ def landing_name(incoming: Path, path: Path) -> str:
     return storable(path.relative_to(incoming).as_posix())
 
 
+def is_log_name(name: str) -> bool:
+    """A log file's name (writers' *.tmp / *.part names are not ready)."""
+    return (
+        name.endswith(LOG_SUFFIXES)
+        and not name.startswith(".")
+        and not name.endswith(IN_PROGRESS_SUFFIXES)
+    )
+
+
 def landing_files(incoming: Path) -> list[Path]:
-    """Log files waiting in the landing folder (writers' *.tmp / *.part names are not ready)."""
+    """Log files waiting in the landing folder."""
     if not incoming.is_dir():
         return []
     return sorted(
         path
         for path in incoming.rglob("*")
-        if path.name.endswith(LOG_SUFFIXES)
-        and not path.name.startswith(".")
-        and not path.name.endswith(IN_PROGRESS_SUFFIXES)
+        if is_log_name(path.name)
         and (path.is_file() or path.is_symlink())  # links are checked, never followed blindly
     )

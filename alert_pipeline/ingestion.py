@@ -7,15 +7,22 @@ import datetime as dt
 import glob
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alert_pipeline.atomic import write_atomic
-from alert_pipeline.home import UNDATED, Home, landing_files, landing_name, source_id, storable
+from alert_pipeline.atomic import move, remove, write_atomic
+from alert_pipeline.home import (
+    UNDATED,
+    Home,
+    is_log_name,
+    landing_files,
+    landing_name,
+    source_id,
+    storable,
+)
 from alert_pipeline.ledger import (
     DayCounts,
     file_version,
@@ -27,6 +34,7 @@ from alert_pipeline.ledger import (
     write_entry,
 )
 from alert_pipeline.loader import FileRejected, TimeRange, read_header
+from alert_pipeline.objects import object_home
 from alert_pipeline.progress import Progress
 from alert_pipeline.staging import Staged, stage
 
@@ -55,6 +63,33 @@ class FileOutcome:
         return sum(c.quarantined for c in self.days.values())
 
 
+def _version(path: Path, stat: os.stat_result) -> list[int]:
+    """A landing file's version; of a copy fetched from an object store, the object's (size and
+    time: the copy has the object's time, its ctime is the fetch's)."""
+    if object_home(path):
+        return [stat.st_size, stat.st_mtime_ns, 0]
+    return file_version(stat)
+
+
+def landing_versions(home: Home) -> list[tuple[Path, str, list[int] | None]]:
+    """Landing files: path, name and version (None: it cannot be read). In an object store,
+    from the listing: a file is fetched only to be ingested."""
+    if store := object_home(home.root):
+        return [
+            (path, landing_name(home.incoming, path), [info.size, info.mtime_ns, 0])
+            for path, info in sorted(store.objects(home.incoming).items())
+            if is_log_name(path.name)
+        ]
+    versions = []
+    for path in landing_files(home.incoming):
+        try:
+            version = file_version(path.stat())
+        except OSError:
+            version = None
+        versions.append((path, landing_name(home.incoming, path), version))
+    return versions
+
+
 def content_hash(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -77,7 +112,7 @@ def ingest_file(
     """
     name = landing_name(home.incoming, path)
     source = source_id(name)
-    stat = path.stat()
+    version = _version(path, path.stat())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hasher:
         hashing = hasher.submit(content_hash, path)
         try:
@@ -88,13 +123,13 @@ def ingest_file(
         digest = hashing.result()
     with lock(home, f"content:{digest}"):
         remove_claim_temps(home, digest)
-        return _swap_in(home, name, stat, digest, header.kind, staged, previous)
+        return _swap_in(home, name, version, digest, header.kind, staged, previous)
 
 
 def _swap_in(
     home: Home,
     name: str,
-    stat: os.stat_result,
+    version: list[int],
     digest: str,
     header_kind: str,
     staged: Staged,
@@ -107,7 +142,7 @@ def _swap_in(
     if original is not None and original != name:
         writers.abort()
         spool.abort()
-        return _record_duplicate(home, name, stat, digest, original, previous)
+        return _record_duplicate(home, name, version, digest, original, previous)
     day_parts = writers.close()
     quarantine_parts = {}
     for day, (part, rows) in spool.split(name, skipped, min(counts) if counts else UNDATED).items():
@@ -125,12 +160,12 @@ def _swap_in(
             if day in parts:
                 parts[day].commit()
             else:
-                (folder / f"{source}.parquet").unlink(missing_ok=True)
+                remove(folder / f"{source}.parquet")
     entry = {
         "file": name,
         "source": source,
         "sha256": digest,
-        "version": file_version(stat),
+        "version": version,
         "header": header_kind,
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
         "days": {day: counts[day].as_dict() for day in sorted(counts)},
@@ -189,8 +224,8 @@ def _why(error: OSError) -> str:
 
 def _drop_parts(home: Home, source: str, days: Iterable[str]) -> None:
     for day in days:
-        (home.day_dir(day) / f"{source}.parquet").unlink(missing_ok=True)
-        (home.quarantine_dir(day) / f"{source}.parquet").unlink(missing_ok=True)
+        remove(home.day_dir(day) / f"{source}.parquet")
+        remove(home.quarantine_dir(day) / f"{source}.parquet")
 
 
 def _reject_file(
@@ -204,13 +239,13 @@ def _reject_file(
     reason = storable(reason)
     target = home.rejected_files / name
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target.with_name(target.name + ".reason.txt"), reason + "\n")
-        version = file_version(path.lstat())
-        shutil.move(str(path), target)  # a link is moved as a link, its target untouched
+        version = _version(path, path.lstat())
+        move(path, target)  # a link is moved as a link, its target untouched
     except OSError as error:
         reason = storable(f"{reason} (could not move it to quarantine: {error})")
-        version = file_version(path.lstat()) if path.is_symlink() or path.exists() else [0, 0, 0]
+        exists = path.is_symlink() or path.exists()
+        version = _version(path, path.lstat()) if exists else [0, 0, 0]
     entry = dict(previous) if previous else {"file": name, "source": source_id(name), "days": {}}
     entry.update(version=version, rejected=reason, changed_days=[])
     write_entry(home, entry)
@@ -218,7 +253,7 @@ def _reject_file(
 
 
 def _record_duplicate(
-    home: Home, name: str, stat: os.stat_result, digest: str, original: str, previous: dict | None
+    home: Home, name: str, version: list[int], digest: str, original: str, previous: dict | None
 ) -> FileOutcome:
     """Content already ingested under another name adds no records; whatever an earlier
     version of this file contributed is withdrawn."""
@@ -228,7 +263,7 @@ def _record_duplicate(
         "file": name,
         "source": source_id(name),
         "sha256": digest,
-        "version": file_version(stat),
+        "version": version,
         "duplicate_of": original,
         "days": {},
         "changed_days": sorted(old_days),
@@ -281,18 +316,15 @@ def pending_files(
     known = read_ledger(home)
     newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9)
     pending = []
-    for path in landing_files(home.incoming):
-        name = landing_name(home.incoming, path)
+    for path, name, version in landing_versions(home):
         if only is not None and name not in only:
             continue
-        try:
-            stat = path.stat()
-        except OSError:
+        if version is None:
             pending.append((path, name))  # to be rejected, with the reason
             continue
-        if known.get(name, {}).get("version") == file_version(stat):
+        if known.get(name, {}).get("version") == version:
             continue
-        if min_age_seconds > 0 and stat.st_mtime_ns > newest_mtime_ns:
+        if min_age_seconds > 0 and version[1] > newest_mtime_ns:
             continue
         pending.append((path, name))
     return pending
@@ -308,7 +340,28 @@ def _ingest_candidate(
     place: tuple[int, int],
 ) -> FileOutcome | None:
     """One landing file (number `place[0]` of `place[1]`), under its lock: None when there is
-    nothing to do for it."""
+    nothing to do for it. From an object store, the file is fetched for this and then removed
+    from the cache (its object stays, as a landing file does)."""
+    store = object_home(path)
+    if store is None:
+        return _ingest_landed(home, path, name, time_range, newest_mtime_ns, progress, place)
+    try:
+        if not store.fetch(path):
+            return None
+        return _ingest_landed(home, path, name, time_range, newest_mtime_ns, progress, place)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _ingest_landed(
+    home: Home,
+    path: Path,
+    name: str,
+    time_range: TimeRange,
+    newest_mtime_ns: int | None,
+    progress: Progress | None,
+    place: tuple[int, int],
+) -> FileOutcome | None:
     if not os.path.lexists(path):
         return None  # moved away meanwhile (rejected by another ingestion) or deleted
     previous = read_entry(home, name)
@@ -322,7 +375,7 @@ def _ingest_candidate(
         return _reject_file(home, path, name, reason, previous)
     try:
         stat = path.stat()
-        if previous and previous.get("version") == file_version(stat):
+        if previous and previous.get("version") == _version(path, stat):
             return None
         if newest_mtime_ns is not None and stat.st_mtime_ns > newest_mtime_ns:
             return None
@@ -332,12 +385,12 @@ def _ingest_candidate(
     except OSError as error:
         return _reject_file(home, path, name, f"cannot read it: {_why(error)}", previous)
     if digest and previous.get("sha256") == digest and not previous.get("rejected"):
-        previous.update(version=file_version(stat), changed_days=[])
+        previous.update(version=_version(path, stat), changed_days=[])
         write_entry(home, previous)
         return FileOutcome(name, "unchanged")
     original = original_of(home, digest) if digest else None
     if original not in (None, name):
-        return _record_duplicate(home, name, stat, digest, original, previous)
+        return _record_duplicate(home, name, _version(path, stat), digest, original, previous)
     if progress is not None:
         progress.start_file(name, stat.st_size, *place)
     outcome = ingest_file(home, path, time_range, previous, progress)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from alert_pipeline.atomic import write_json_atomic
 from alert_pipeline.home import UNDATED, Home, source_id
+from alert_pipeline.objects import synced, synced_file
 
 STATE_URL_ENV = "ALERT_PIPELINE_STATE_URL"
 TABLE = "alert_pipeline_ledger"
@@ -94,11 +95,11 @@ def read_ledger(home: Home) -> dict[str, dict]:
     """Ledger entries by landing file name."""
     if url := state_url():
         rows = _query(
-            url, f"SELECT entry FROM {TABLE} WHERE home = %s ORDER BY file", (str(home.root),)
+            url, f"SELECT entry FROM {TABLE} WHERE home = %s ORDER BY file", (home.location,)
         )
         return {row[0]["file"]: row[0] for row in rows}
     entries = {}
-    if home.ledger.is_dir():
+    if synced(home.ledger).is_dir():
         for path in sorted(home.ledger.glob("*.json")):
             entry = json.loads(path.read_text())
             entries[entry["file"]] = entry
@@ -109,10 +110,10 @@ def read_entry(home: Home, name: str) -> dict | None:
     """The ledger entry of one landing file name, if any."""
     if url := state_url():
         rows = _query(
-            url, f"SELECT entry FROM {TABLE} WHERE home = %s AND file = %s", (str(home.root), name)
+            url, f"SELECT entry FROM {TABLE} WHERE home = %s AND file = %s", (home.location, name)
         )
         return rows[0][0] if rows else None
-    path = home.ledger / f"{source_id(name)}.json"
+    path = synced_file(home.ledger / f"{source_id(name)}.json")
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -123,7 +124,7 @@ def original_of(home: Home, digest: str) -> str | None:
         rows = _query(
             url,
             f"SELECT file FROM {TABLE} WHERE home = %s AND sha256 = %s AND original",
-            (str(home.root), digest),
+            (home.location, digest),
         )
         return rows[0][0] if rows else None
     claims = home.ledger / "content"
@@ -141,7 +142,7 @@ def original_of(home: Home, digest: str) -> str | None:
 
 
 def _claimant(claim: Path) -> str | None:
-    return json.loads(claim.read_text())["file"] if claim.exists() else None
+    return json.loads(claim.read_text())["file"] if synced_file(claim).exists() else None
 
 
 def remove_claim_temps(home: Home, digest: str) -> None:
@@ -165,7 +166,7 @@ def write_entry(home: Home, entry: dict) -> None:
             " ON CONFLICT (home, file) DO UPDATE SET sha256 = EXCLUDED.sha256,"
             " original = EXCLUDED.original, entry = EXCLUDED.entry",
             (
-                str(home.root),
+                home.location,
                 entry["file"],
                 entry.get("sha256"),
                 _is_original(entry),
@@ -184,7 +185,7 @@ def lock(home: Home, key: str, wait: bool = True) -> Iterator[bool]:
     """Hold the lock named `key` of this home: one holder at a time, whatever process or machine
     it runs on; a holder that dies releases it. Yields whether it is held (always, when `wait`;
     else only if it was free)."""
-    digest = hashlib.sha256(f"{home.root}\0{key}".encode()).digest()
+    digest = hashlib.sha256(f"{home.location}\0{key}".encode()).digest()
     if url := state_url():
         number = int.from_bytes(digest[:8], "big", signed=True)
         connection = connect(url)  # its own session: the lock lives as long as it

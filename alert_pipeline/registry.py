@@ -17,6 +17,7 @@ import pydantic
 import yaml
 
 from alert_pipeline.errors import PipelineError
+from alert_pipeline.objects import local_root, synced_file
 from alert_pipeline.rules import SlidingWindowRule
 from alert_pipeline.schema import COLUMNS
 
@@ -49,8 +50,8 @@ def rules_file() -> Path | None:
         if not path.is_file():
             raise PipelineError(f"ALERT_PIPELINE_RULES={path}: no such file")
         return path.absolute()
-    home = _home or Path(os.environ.get("ALERT_PIPELINE_HOME") or "data")
-    path = home / RULES_FILE
+    home = _home or local_root(os.environ.get("ALERT_PIPELINE_HOME") or "data")
+    path = synced_file(home / RULES_FILE)
     return path.absolute() if path.is_file() else None
 
 

@@ -24,6 +24,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from alert_pipeline.atomic import write_atomic
+from alert_pipeline.objects import synced_file
 from alert_pipeline.rules import MICROS_PER_DAY, Incident, day_start_us
 
 MINUTES_PER_DAY = 1440
@@ -212,7 +213,7 @@ def report_path(reports_dir: Path, day: str) -> Path:
 
 def read_report_document(reports_dir: Path, day: str) -> dict | None:
     """The JSON report of a day, or None when there is none (yet)."""
-    path = report_path(reports_dir, day)
+    path = synced_file(report_path(reports_dir, day))
     return json.loads(path.read_text()) if path.exists() else None
 
 

@@ -11,15 +11,18 @@ from typing import TypeVar
 from dagster import (
     ConfigurableIOManagerFactory,
     ConfigurableResource,
-    FilesystemIOManager,
     InitResourceContext,
+    InputContext,
     IOManager,
+    OutputContext,
 )
+from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.executors import distributed
 from alert_pipeline.home import Home
 from alert_pipeline.loader import TimeRange
+from alert_pipeline.objects import object_home, synced_file
 from alert_pipeline.rules import day_start_us
 from alert_pipeline.runs import holding_run_lock
 
@@ -84,7 +87,7 @@ class AlertHome(ConfigurableResource):
             yield self
 
     def home(self) -> Home:
-        return Home(Path(self.path)).create()
+        return Home(self.path).create()
 
     def time_range(self) -> TimeRange:
         """Record times that belong to a partition: from the start date through today (UTC)."""
@@ -98,10 +101,22 @@ class AlertHome(ConfigurableResource):
 class HomeIOManager(ConfigurableIOManagerFactory):
     """Where step outputs go: only the ingest fan-out's file names (the assets write their own
     storage). Kept in the home, under `dagster/storage` as the CLI's instance keeps them, because
-    every worker has the home, while each machine may have its own DAGSTER_HOME."""
+    every worker has the home, while each machine may have its own DAGSTER_HOME. In an object
+    store, each output is uploaded when written and fetched before it is read."""
 
     path: str = DEFAULT_HOME
 
     def create_io_manager(self, context: InitResourceContext) -> IOManager:
-        storage = Home(Path(self.path)).dagster / "storage"  # made when first written
-        return FilesystemIOManager(base_dir=str(storage)).create_io_manager(context)
+        storage = Home(self.path).dagster / "storage"  # made when first written
+        return _HomePickles(base_dir=str(storage))
+
+
+class _HomePickles(PickledObjectFilesystemIOManager):
+    def dump_to_path(self, context: OutputContext, obj: object, path) -> None:
+        super().dump_to_path(context, obj, path)
+        if store := object_home(Path(path)):
+            store.upload(Path(path), Path(path))
+
+    def load_from_path(self, context: InputContext, path) -> object:
+        synced_file(Path(path))
+        return super().load_from_path(context, path)

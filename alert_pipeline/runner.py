@@ -150,7 +150,7 @@ def _execute(instance, home: Home, job_name: str, tags: dict[str, str], what: st
     result = defs.resolve_job_def(job_name).execute_in_process(
         run_config={
             "resources": {
-                name: {"config": {"path": str(home.root)}} for name in ("alert_home", "io_manager")
+                name: {"config": {"path": home.location}} for name in ("alert_home", "io_manager")
             },
             "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},  # the CLI says it
         },
@@ -166,7 +166,7 @@ def run_pipeline(home: Home, progress: Progress | None = None) -> RunSummary:
     """Ingest what is new in the landing folder (telling `progress`) and materialize every stale
     day; after an ingestion that changed no day, still check for records without a usable date."""
     started_us = time.time_ns() // 1000
-    config = AlertHome(path=str(home.root))
+    config = AlertHome(path=home.location)
     outcomes = ingest_pending(home, config.time_range(), progress=progress)
     if progress is not None:
         progress.close()

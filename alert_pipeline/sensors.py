@@ -32,7 +32,8 @@ from dagster import (
 
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.freshness import day_states, digest, rule_settings, stale_days
-from alert_pipeline.home import Home, landing_files, landing_name
+from alert_pipeline.home import Home
+from alert_pipeline.ingestion import landing_versions
 from alert_pipeline.jobs import (
     IngestConfig,
     daily_alerts_job,
@@ -210,18 +211,8 @@ def stale_partitions(home: Home, ledger: dict[str, dict]) -> list[str]:
 
 
 def _landing_versions(home: Home) -> dict[str, list[int]]:
-    versions = {}
-    for path in landing_files(home.incoming):
-        try:
-            stat = path.stat()
-        except OSError:
-            continue  # vanished between listing and stat: seen on the next tick if back
-        versions[landing_name(home.incoming, path)] = [
-            stat.st_size,
-            stat.st_mtime_ns,
-            stat.st_ctime_ns,
-        ]
-    return versions
+    """Versions of the landing files; one that vanished meanwhile is seen on the next tick."""
+    return {name: version for _, name, version in landing_versions(home) if version}
 
 
 def run_request(request: Request, launched_by: str) -> RunRequest:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from alert_pipeline.atomic import write_json_atomic
 from alert_pipeline.home import Home, source_id
+from alert_pipeline.objects import synced, synced_file
 from alert_pipeline.rules import (
     MICROS_PER_DAY,
     Events,
@@ -27,6 +28,7 @@ from alert_pipeline.schema import ARROW_SCHEMA
 
 
 def _parts(folder: Path) -> list[Path]:
+    folder = synced(folder)
     return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
 
 
@@ -53,7 +55,7 @@ def quarantine_reasons(home: Home, day: str) -> dict[str, int]:
 def quarantine_reason_kinds(home: Home, day: str, name: str) -> dict[str, int]:
     """A file's quarantined records of a day by reason, without the values (most frequent
     first), e.g. {"date: not a number": 40}."""
-    path = home.quarantine_dir(day) / f"{source_id(name)}.parquet"
+    path = synced_file(home.quarantine_dir(day) / f"{source_id(name)}.parquet")
     if not path.exists():
         return {}
     reasons = pq.read_table(path, columns=["reason"]).column("reason")
@@ -175,7 +177,7 @@ def write_incidents(home: Home, rule_name: str, day: str, document: dict) -> Pat
 def read_incidents(home: Home, rule_name: str, day: str) -> dict | None:
     """A rule's stored incidents document of a day (None if there is none). A bare list, as
     written before the inputs were recorded, reads as built from unknown inputs."""
-    path = home.incidents / rule_name / f"day={day}.json"
+    path = synced_file(home.incidents / rule_name / f"day={day}.json")
     if not path.exists():
         return None
     document = json.loads(path.read_text())

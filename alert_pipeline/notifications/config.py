@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.home import Home
+from alert_pipeline.objects import synced_file
 
 CONFIG_NAME = "notifications.yaml"
 CONFIG_ENV = "ALERT_PIPELINE_NOTIFICATIONS"
@@ -114,7 +115,7 @@ NO_NOTIFICATIONS = Notifications(channels=())
 
 
 def config_path(home: Home) -> Path:
-    return Path(os.environ.get(CONFIG_ENV) or home.root / CONFIG_NAME)
+    return Path(os.environ.get(CONFIG_ENV) or synced_file(home.root / CONFIG_NAME))
 
 
 def load_notifications(home: Home, known_rules: set[str]) -> Notifications:

@@ -12,6 +12,7 @@ states of each message (queued → sending → sent | queued again | dead).
 import dataclasses
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 from alert_pipeline.home import Home
 from alert_pipeline.ledger import connect, state_url
 from alert_pipeline.notifications.lifecycle import Change, Known
+from alert_pipeline.objects import object_home
 from alert_pipeline.rules import Incident
 
 SCHEMA = """
@@ -61,7 +63,7 @@ def outbox_path(home: Home) -> Path:
 
 def postgres_schema(home: Home) -> str:
     """The outbox's schema in the state database: one per home."""
-    return "alert_pipeline_outbox_" + hashlib.sha256(str(home.root).encode()).hexdigest()[:16]
+    return "alert_pipeline_outbox_" + hashlib.sha256(home.location.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -131,16 +133,28 @@ class Outbox:
             self.db = _Postgres(url, postgres_schema(home))
             self.begin = f"BEGIN; SELECT pg_advisory_xact_lock({self.db.lock_number})"
             return
-        path = outbox_path(home)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.path = outbox_path(home)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = object_home(self.path)
+        if self.store:  # the outbox of a home in an object store is kept there too
+            self.store.fetch_database(self.path)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self.begin = "BEGIN IMMEDIATE"
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            if getattr(self, "store", None) and self.db.total_changes:
+                snapshot = self.path.with_name(f".outbox.{os.getpid()}.{id(self)}.tmp")
+                try:
+                    self.db.execute("VACUUM INTO ?", (str(snapshot),))
+                    self.store.upload_database(snapshot, self.path)
+                finally:
+                    snapshot.unlink(missing_ok=True)
+        finally:
+            self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -386,7 +400,7 @@ def _column(name: str) -> str:
 
 def day_summaries(home: Home, days: Iterable[str]) -> dict[str, dict]:
     """`Outbox.day` of the days that have anything to show (no outbox: nothing)."""
-    if not state_url() and not outbox_path(home).exists():
+    if not state_url() and not object_home(home.root) and not outbox_path(home).exists():
         return {}
     with open_outbox(home) as outbox:
         summaries = {day: outbox.day(day) for day in days}

