@@ -161,13 +161,15 @@ class ObjectHome:
 
     def mirror(self, folder: Path) -> None:
         """Make the local folder hold the current copy of each object under it, and no other
-        file (hidden files, the temp files and markers of this machine, are left alone)."""
+        file (hidden files and folders, this machine's temp files, locks and markers, are left
+        alone)."""
         objects = self.objects(folder)
         for path, info in objects.items():
             self.fetch(path, info)
         if folder.is_dir():
-            for path in folder.rglob("[!.]*"):
-                if path not in objects and path.is_file() and not path.name.startswith("."):
+            for path in folder.rglob("*"):
+                hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+                if path not in objects and not hidden and path.is_file():
                     path.unlink(missing_ok=True)
 
 
@@ -198,7 +200,7 @@ def local_root(location: str | Path) -> Path:
     base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "alert_pipeline")
     digest = hashlib.sha256(f"{endpoint()}\0{uri}".encode()).hexdigest()[:12]
     cache = (base / f"{uri.removeprefix(SCHEME).split('/')[0]}-{digest}").absolute()
-    _homes[cache] = ObjectHome(uri, cache)
+    _homes.setdefault(cache, ObjectHome(uri, cache))
     return cache
 
 

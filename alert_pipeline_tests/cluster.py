@@ -19,6 +19,8 @@ from dagster import DagsterEventType, DagsterInstance
 
 from alert_pipeline.home import Home
 from alert_pipeline.ledger import STATE_URL_ENV
+from alert_pipeline.objects import CACHE_ENV, object_home
+from alert_pipeline_tests.object_store import BUCKET, SeaweedFS
 from alert_pipeline_tests.stack import REPO, poll_until
 
 BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
@@ -59,22 +61,31 @@ class Cluster:
         """A Celery worker process (in its own process group) taking one step at a time. As
         root, in a mount namespace of its own where the instance's storage folder
         ($DAGSTER_HOME/storage, which Dagster hands to every step) is an empty private tmpfs, as
-        on a machine of its own: workers share only Postgres, the broker and the pipeline home."""
+        on a machine of its own: workers share only Postgres, the broker and the pipeline home.
+        With a home in an object store, the worker has a cache folder of its own, and the local
+        folder of the home (this process's cache) is hidden from it too."""
         self.logs[name] = self.dagster_home.parent / f"{name}.log"
         worker = [*CELERY, "worker", "-n", f"{name}@%h", "--concurrency", "1", "-l", "info"]
         worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        env = dict(self.env)
+        hidden = [self.dagster_home / "storage"]
+        if object_home(self.home.root):
+            env[CACHE_ENV] = str(self.worker_cache(name))
+            hidden.append(self.home.root)
         if self.isolated:
-            storage = self.dagster_home / "storage"
-            storage.mkdir(exist_ok=True)
+            for folder in hidden:
+                folder.mkdir(parents=True, exist_ok=True)
+            mounts = " && ".join(f'mount -t tmpfs tmpfs "${n}"' for n in range(len(hidden)))
             worker = [
                 *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
-                'mount -t tmpfs tmpfs "$0" && exec "$@"',
-                *(str(storage), *worker),
+                f'{mounts} && shift {len(hidden) - 1} && exec "$@"',
+                *(str(folder) for folder in hidden),
+                *worker,
             ]
         with open(self.logs[name], "a") as log:
             self.workers[name] = subprocess.Popen(
                 worker,
-                env=self.env,
+                env=env,
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -86,6 +97,10 @@ class Cluster:
             lambda: ("ready." in self.logs[name].read_text(), None),
             self.tails,
         )
+
+    def worker_cache(self, name: str) -> Path:
+        """A worker's cache folder, with a home in an object store."""
+        return self.dagster_home.parent / f"cache-{name}"
 
     def stop(self) -> None:
         for worker in self.workers.values():
@@ -127,9 +142,12 @@ class Cluster:
 
 
 @contextmanager
-def celery_cluster(root: Path, workers: tuple[str, ...]) -> Iterator[Cluster]:
+def celery_cluster(
+    root: Path, workers: tuple[str, ...], store: SeaweedFS | None = None
+) -> Iterator[Cluster]:
     """Celery workers on the broker, a Dagster instance (deploy/dagster.cluster.yaml) in a new
-    Postgres database, a home with its ledger in Postgres; all removed at the end."""
+    Postgres database, a home with its ledger in Postgres (in `store` when given; this process
+    then has the store's variables set); all removed at the end."""
     database = f"alert_pipeline_cluster_{os.getpid()}"
     admin = psycopg2.connect(POSTGRES_URL)
     admin.autocommit = True
@@ -139,7 +157,24 @@ def celery_cluster(root: Path, workers: tuple[str, ...]) -> Iterator[Cluster]:
     dagster_home = root / "dagster"
     dagster_home.mkdir(parents=True)
     shutil.copy(REPO / "deploy" / "dagster.cluster.yaml", dagster_home / "dagster.yaml")
-    home = Home(root / "home").create()
+    settings = store.env() | {CACHE_ENV: str(root / "cache")} if store else {}
+    location = f"s3://{BUCKET}/{root.name}" if store else str(root / "home")
+    try:
+        with mock.patch.dict(os.environ, settings):
+            home = Home(location).create()
+            with _cluster(workers, home, dagster_home, database) as deployed:
+                yield deployed
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("DELETE FROM alert_pipeline_ledger WHERE home = %s", (location,))
+            cursor.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.close()
+
+
+@contextmanager
+def _cluster(
+    workers: tuple[str, ...], home: Home, dagster_home: Path, database: str
+) -> Iterator[Cluster]:
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "DAGSTER_HOME": str(dagster_home),
@@ -148,7 +183,7 @@ def celery_cluster(root: Path, workers: tuple[str, ...]) -> Iterator[Cluster]:
         "DAGSTER_POSTGRES_USER": "postgres",
         "DAGSTER_POSTGRES_PASSWORD": "trusted",  # the server trusts 127.0.0.1
         "DAGSTER_POSTGRES_DB": database,
-        "ALERT_PIPELINE_HOME": str(home.root),
+        "ALERT_PIPELINE_HOME": home.location,
         STATE_URL_ENV: POSTGRES_URL,
         "ALERT_PIPELINE_EXECUTOR": "celery",
         "ALERT_PIPELINE_SETTLE_SECONDS": "0",  # the files are complete when landed
@@ -162,7 +197,3 @@ def celery_cluster(root: Path, workers: tuple[str, ...]) -> Iterator[Cluster]:
         yield deployed
     finally:
         deployed.stop()
-        with admin.cursor() as cursor:
-            cursor.execute("DELETE FROM alert_pipeline_ledger WHERE home = %s", (str(home.root),))
-            cursor.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        admin.close()

@@ -1,7 +1,9 @@
 """Dagster's Celery executor on the real RabbitMQ, with two Celery workers as separate processes,
 the Dagster instance (deploy/dagster.cluster.yaml) and the ledger in the real PostgreSQL: both
 workers execute steps, and the Parquet, ledger, incidents and reports equal those of a local
-one-process run of the same files. (One machine: the home is a local folder both workers see.)"""
+one-process run of the same files. Each test runs with the home a local folder both workers see,
+and with the home in an object store (a real SeaweedFS), where each worker has only a cache of
+its own and the coordinator's local folder of the home is hidden from it."""
 
 import json
 import os
@@ -12,12 +14,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 
 from alert_pipeline.executors import EXECUTOR_ENV, distributed, run_executor
 from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import Home
 from alert_pipeline.ledger import STATE_URL_ENV
+from alert_pipeline.objects import object_home, synced
 from alert_pipeline.runner import run_pipeline
 from alert_pipeline_tests.cluster import (
     POSTGRES_URL,
@@ -36,12 +40,25 @@ DAYS = ["2021-09-10", "2021-09-11"]
 WORKERS = ("w1", "w2")
 
 
-@pytest.fixture
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
+@pytest.fixture(params=["local", "object store"])
+def cluster(request, tmp_path_factory) -> Iterator[Cluster]:
     for problem in (rabbitmq_problem(), postgres_problem()):
         need(problem is None, problem or "")
-    with celery_cluster(tmp_path_factory.mktemp("cluster"), WORKERS) as deployed:
+    store = request.getfixturevalue("seaweedfs") if request.param == "object store" else None
+    with celery_cluster(tmp_path_factory.mktemp("cluster"), WORKERS, store) as deployed:
         yield deployed
+
+
+def local_copy(cluster: Cluster) -> Home:
+    """The cluster's home with every file current in this process's folder of it."""
+    synced(cluster.home.root)
+    return cluster.home
+
+
+def staging_folder(cluster: Cluster, worker: str) -> Path:
+    """Where a worker writes a file's parts before they are committed."""
+    store = object_home(cluster.home.root)
+    return cluster.worker_cache(worker) if store else cluster.home.validated
 
 
 def land(folder: Path, rows: int = 40_000) -> list[Path]:
@@ -53,8 +70,16 @@ def land(folder: Path, rows: int = 40_000) -> list[Path]:
 def landed_with_reference(cluster: Cluster, folder: Path, rows: int, monkeypatch) -> Home:
     """The same files in the cluster's landing folder and in a local home run in one process."""
     reference = Home(folder / "reference").create()
+    store = object_home(cluster.home.root)
     for path in land(folder / "landing", rows):
-        shutil.copy(path, cluster.home.incoming / path.name)
+        if store:
+            pafs.copy_files(
+                str(path),
+                store.key(cluster.home.incoming / path.name),
+                destination_filesystem=store.filesystem,
+            )
+        else:
+            shutil.copy(path, cluster.home.incoming / path.name)
         shutil.copy(path, reference.incoming / path.name)
     monkeypatch.delenv(STATE_URL_ENV, raising=False)
     run_pipeline(reference)
@@ -86,9 +111,10 @@ def test_two_celery_workers_share_the_steps_and_give_the_one_machine_results(
     assert len(ingest_steps) == 4, executed
     assert set().union(*executed.values()) == set(WORKERS), executed
     monkeypatch.setenv(STATE_URL_ENV, POSTGRES_URL)
-    assert contents(cluster.home) == expected
-    assert incidents(cluster.home) == incidents(reference)
-    assert reports(cluster.home.reports) == reports(reference.reports)
+    home = local_copy(cluster)
+    assert contents(home) == expected
+    assert incidents(home) == incidents(reference)
+    assert reports(home.reports) == reports(reference.reports)
     assert reports(reference.reports).keys() == set(DAYS)
 
 
@@ -112,7 +138,7 @@ def test_a_worker_killed_mid_ingestion_leaves_its_step_to_the_other(
     def w1_ingesting() -> tuple[bool, object]:
         log = cluster.logs["w1"].read_text()
         busy = log.count("Task execute_plan") > log.count("succeeded in")
-        staging = [p for p in cluster.home.validated.rglob(".*.tmp")]
+        staging = [p for p in staging_folder(cluster, "w1").rglob(".*.tmp")]
         return busy and bool(staging), (busy, staging)
 
     poll_until("w1 at work on a file", 120, w1_ingesting, cluster.tails)
@@ -125,8 +151,9 @@ def test_a_worker_killed_mid_ingestion_leaves_its_step_to_the_other(
     assert {"w1", "w2"} in ingest_steps.values(), executed  # begun by w1, done again by w2
     expected = contents(reference)
     monkeypatch.setenv(STATE_URL_ENV, POSTGRES_URL)
-    assert_no_temp_files(cluster.home)
-    assert contents(cluster.home) == expected
+    home = local_copy(cluster)
+    assert_no_temp_files(home)  # in an object store: every object, fetched
+    assert contents(home) == expected
 
 
 def test_the_executor_is_chosen_by_the_environment(monkeypatch) -> None:

