@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.home import Home
 from alert_pipeline.ingestion import ingest_pending
+from alert_pipeline.objects import SCHEME, object_home, synced
 from alert_pipeline.rules import SlidingWindowRule
 from alert_pipeline.schema import ARROW_SCHEMA, PANDAS_TYPES
 from alert_pipeline.staging import QUARANTINE_SCHEMA
@@ -56,11 +57,14 @@ def load_logs(source, days=None, columns=None, *, quarantined=False):
     text, nullable Int64 / boolean, and `date` as UTC `datetime64[us]`.
 
     `source`: a CSV / CSV.gz file or a list of them (validated exactly as the pipeline does, as
-    one data set), or a home folder (its warehouse). `days`: one day "YYYY-MM-DD", an inclusive
+    one data set), or a home folder or `s3://` home (its warehouse). `days`: one day "YYYY-MM-DD", an inclusive
     (first, last) tuple, or a list of days; None: all. `columns`: read only these. With
     `quarantined=True`, returns `Logs(records, quarantined)`; the quarantined records carry
     file, record number, column, reason and the raw record.
     """
+    if isinstance(source, str) and source.startswith(SCHEME):
+        logs = _read_home(Home(source), days, columns)
+        return logs if quarantined else logs.records
     paths = [Path(source)] if isinstance(source, str | Path) else [Path(s) for s in source]
     for path in paths:
         if not path.exists():
@@ -109,9 +113,22 @@ def _selected_days(available: list[str], days: Days) -> list[str]:
     return [day for day in wanted if day in available]
 
 
+def _days_of(home: Home) -> list[str]:
+    """The days a home has records of (from the store's listing, for a home in an object store:
+    only the chosen days are fetched)."""
+    if store := object_home(home.root):
+        folders = {path.parent for path in store.objects(home.validated)}
+        folders |= {path.parent for path in store.objects(home.quarantine)}
+    else:
+        folders = {*home.validated.glob("day=*"), *home.quarantine.glob("day=*")}
+    return sorted({f.name.removeprefix("day=") for f in folders if f.name.startswith("day=")})
+
+
 def _read_home(home: Home, days: Days, columns: list[str] | None) -> Logs:
-    folders = [*home.validated.glob("day=*"), *home.quarantine.glob("day=*")]
-    chosen = _selected_days(sorted({f.name.removeprefix("day=") for f in folders}), days)
+    chosen = _selected_days(_days_of(home), days)
+    for day in chosen:
+        synced(home.day_dir(day))
+        synced(home.quarantine_dir(day))
     unknown = sorted(set(columns or []) - set(ARROW_SCHEMA.names))
     if unknown:
         raise PipelineError(f"unknown columns: {', '.join(unknown)}")

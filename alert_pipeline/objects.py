@@ -194,9 +194,9 @@ def local_root(location: str | Path) -> Path:
     text = str(location)
     if not text.startswith(SCHEME):
         return Path(text).absolute()
-    uri = text.rstrip("/")
-    if not uri.removeprefix(SCHEME):
+    if not text.removeprefix(SCHEME).strip("/"):
         raise PipelineError(f"{text!r}: the home needs a bucket, as in s3://bucket/prefix")
+    uri = SCHEME + text.removeprefix(SCHEME).strip("/")
     base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "alert_pipeline")
     digest = hashlib.sha256(f"{endpoint()}\0{uri}".encode()).hexdigest()[:12]
     cache = (base / f"{uri.removeprefix(SCHEME).split('/')[0]}-{digest}").absolute()

@@ -15,6 +15,7 @@ from pathlib import Path
 from unittest import mock
 
 import psycopg2
+import pyarrow.fs as pafs
 from dagster import DagsterEventType, DagsterInstance
 
 from alert_pipeline.home import Home
@@ -97,6 +98,14 @@ class Cluster:
             lambda: ("ready." in self.logs[name].read_text(), None),
             self.tails,
         )
+
+    def land(self, path: Path) -> None:
+        """A file in the home's landing folder (uploaded, for a home in an object store)."""
+        if store := object_home(self.home.root):
+            target = store.key(self.home.incoming / path.name)
+            pafs.copy_files(str(path), target, destination_filesystem=store.filesystem)
+        else:
+            shutil.copy(path, self.home.incoming / path.name)
 
     def worker_cache(self, name: str) -> Path:
         """A worker's cache folder, with a home in an object store."""

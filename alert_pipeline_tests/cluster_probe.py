@@ -5,11 +5,11 @@ ingested (`ingest_job`) and their days materialized (`daily_alerts_job`) in one 
     python -m alert_pipeline_tests.cluster_probe --files 8 --rows 1000000 --workers 1 2
 
 Needs RabbitMQ and PostgreSQL on 127.0.0.1 (as the tests do). Prints one line per setting.
+`--object-store`: the home in a SeaweedFS started for the probe, as in the tests.
 """
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from alert_pipeline.generate import generate_logs
 from alert_pipeline_tests.cluster import Cluster, celery_cluster
+from alert_pipeline_tests.object_store import SeaweedFS
 
 
 def timed(cluster: Cluster, *argv: str) -> float:
@@ -28,7 +29,7 @@ def timed(cluster: Cluster, *argv: str) -> float:
 
 def measure(cluster: Cluster, landing: Path, days: list[str]) -> tuple[float, float]:
     for path in sorted(landing.iterdir()):
-        os.link(path, cluster.home.incoming / path.name)
+        cluster.land(path)
     ingest = timed(cluster, "job", "execute", "-j", "ingest_job")
     tags = {
         "dagster/asset_partition_range_start": days[0],
@@ -44,8 +45,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="records per file")
     parser.add_argument("--days", type=int, default=2, help="UTC days each file spans")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--object-store", action="store_true", help="the home in SeaweedFS")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="alert-pipeline-cluster-probe-"))
+    store = SeaweedFS(root / "seaweedfs").start() if args.object_store else None
     try:
         landing = root / "landing"
         for seed in range(args.files):
@@ -56,7 +59,7 @@ def main(argv: list[str]) -> int:
         print(f"{args.files} files × {args.rows:,} records over {args.days} days ({records:,})")
         for workers in [0, *args.workers]:
             names = tuple(f"probe{n}" for n in range(1, workers + 1))
-            with celery_cluster(root / f"run-{workers}", names) as cluster:
+            with celery_cluster(root / f"run-{workers}", names, store) as cluster:
                 if not workers:  # the default: every step of a run in its one process
                     cluster.env.pop("ALERT_PIPELINE_EXECUTOR")
                 ingest, alerts = measure(cluster, landing, days)
@@ -67,6 +70,8 @@ def main(argv: list[str]) -> int:
                 flush=True,
             )
     finally:
+        if store:
+            store.stop()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

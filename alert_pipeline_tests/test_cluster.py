@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow.fs as pafs
 import pytest
 
 from alert_pipeline.executors import EXECUTOR_ENV, distributed, run_executor
@@ -70,16 +69,8 @@ def land(folder: Path, rows: int = 40_000) -> list[Path]:
 def landed_with_reference(cluster: Cluster, folder: Path, rows: int, monkeypatch) -> Home:
     """The same files in the cluster's landing folder and in a local home run in one process."""
     reference = Home(folder / "reference").create()
-    store = object_home(cluster.home.root)
     for path in land(folder / "landing", rows):
-        if store:
-            pafs.copy_files(
-                str(path),
-                store.key(cluster.home.incoming / path.name),
-                destination_filesystem=store.filesystem,
-            )
-        else:
-            shutil.copy(path, cluster.home.incoming / path.name)
+        cluster.land(path)
         shutil.copy(path, reference.incoming / path.name)
     monkeypatch.delenv(STATE_URL_ENV, raising=False)
     run_pipeline(reference)

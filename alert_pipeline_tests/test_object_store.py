@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from alert_pipeline.api import load_logs
+from alert_pipeline.errors import PipelineError
 from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import Home
 from alert_pipeline.objects import CACHE_ENV, synced
@@ -93,6 +96,14 @@ def test_a_home_in_an_object_store_gives_what_a_local_home_gives(
     assert {f"incoming/part-{n}.csv" for n in range(3)} <= set(keys)  # landing files stay
     home = home_in(seaweedfs, uri, tmp_path / "cache-2", monkeypatch)  # a machine of its own
     assert_same_results(home, reference)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "notebook"))
+    from_store = load_logs(uri, days="2021-09-11", quarantined=True)
+    expected = load_logs(reference.root, days="2021-09-11", quarantined=True)
+    assert len(from_store.records) > 0
+    pd.testing.assert_frame_equal(from_store.records, expected.records)
+    pd.testing.assert_frame_equal(from_store.quarantined, expected.quarantined)
+    fetched = [p.name for p in (tmp_path / "notebook").rglob("*.parquet")]
+    assert fetched and all("2021-09-10" not in str(p) for p in (tmp_path / "notebook").rglob("*"))
 
     code, out, err = finished(cli_run(seaweedfs, uri, tmp_path / "cache-3"))
     assert code == 0 and "every day is up to date" in out, (out, err)
@@ -135,3 +146,16 @@ def test_killed_mid_run_then_a_clean_rerun(
     code, out, err = finished(cli_run(seaweedfs, uri, cache))
     assert code == 0, (out, err)  # garbage.csv, first in order, was rejected before the kill
     assert_same_results(home_in(seaweedfs, uri, tmp_path / "elsewhere", monkeypatch), reference)
+
+
+def test_a_home_in_an_object_store_is_named_by_its_uri_and_needs_a_bucket(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    home = Home("s3://bucket/some/prefix/")
+    assert home.location == "s3://bucket/some/prefix"  # the ledger's and the locks' key
+    assert home.root.parent == tmp_path and home.root.name.startswith("bucket-")
+    assert Home(tmp_path / "local").location == str(tmp_path / "local")
+    with pytest.raises(PipelineError, match="needs a bucket"):
+        Home("s3://")
