@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,12 +300,28 @@ def ingest_pending(
                 temp.unlink(missing_ok=True)
             _remove_reason_temps(home, name)
             place = (number, len(pending))
-            outcome = _ingest_candidate(
-                home, path, name, time_range, newest_mtime_ns, progress, place
-            )
+            with _fetched(path):
+                outcome = _ingest_candidate(
+                    home, path, name, time_range, newest_mtime_ns, progress, place
+                )
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
+
+
+@contextmanager
+def _fetched(path: Path) -> Iterator[None]:
+    """A landing file of a home in an object store, fetched into the cache for its ingestion and
+    removed after (its object stays, as a landing file does); elsewhere the file as it is."""
+    store = object_home(path)
+    if store is None:
+        yield
+        return
+    try:
+        store.fetch(path)  # absent if its object is gone meanwhile: then nothing is done
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def pending_files(
@@ -340,28 +357,7 @@ def _ingest_candidate(
     place: tuple[int, int],
 ) -> FileOutcome | None:
     """One landing file (number `place[0]` of `place[1]`), under its lock: None when there is
-    nothing to do for it. From an object store, the file is fetched for this and then removed
-    from the cache (its object stays, as a landing file does)."""
-    store = object_home(path)
-    if store is None:
-        return _ingest_landed(home, path, name, time_range, newest_mtime_ns, progress, place)
-    try:
-        if not store.fetch(path):
-            return None
-        return _ingest_landed(home, path, name, time_range, newest_mtime_ns, progress, place)
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _ingest_landed(
-    home: Home,
-    path: Path,
-    name: str,
-    time_range: TimeRange,
-    newest_mtime_ns: int | None,
-    progress: Progress | None,
-    place: tuple[int, int],
-) -> FileOutcome | None:
+    nothing to do for it."""
     if not os.path.lexists(path):
         return None  # moved away meanwhile (rejected by another ingestion) or deleted
     previous = read_entry(home, name)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alert_pipeline.home import Home
 from alert_pipeline.registry import RULES
 from alert_pipeline.report import iso_utc
 from alert_pipeline.rules import Events
@@ -143,6 +144,14 @@ def reports(folder: Path) -> dict[str, dict]:
     return {
         path.parent.name: {k: json.loads(path.read_text())[k] for k in ("records", "incidents")}
         for path in sorted(folder.glob("*/alert_report.json"))
+    }
+
+
+def incidents(home: Home) -> dict[str, list]:
+    """Each rule's stored incidents of each day, by path under warehouse/incidents."""
+    return {
+        str(path.relative_to(home.incidents)): json.loads(path.read_text())["incidents"]
+        for path in sorted(home.incidents.rglob("*.json"))
     }
 
 

@@ -29,7 +29,7 @@ from alert_pipeline_tests.cluster import (
     postgres_problem,
     rabbitmq_problem,
 )
-from alert_pipeline_tests.helpers import need, reports
+from alert_pipeline_tests.helpers import incidents, need, reports
 from alert_pipeline_tests.stack import REPO, poll_until
 from alert_pipeline_tests.test_bad_input import contents
 from alert_pipeline_tests.test_warehouse import assert_no_temp_files
@@ -75,13 +75,6 @@ def landed_with_reference(cluster: Cluster, folder: Path, rows: int, monkeypatch
     monkeypatch.delenv(STATE_URL_ENV, raising=False)
     run_pipeline(reference)
     return reference
-
-
-def incidents(home: Home) -> dict[str, list]:
-    return {
-        str(path.relative_to(home.incidents)): json.loads(path.read_text())["incidents"]
-        for path in sorted(home.incidents.rglob("*.json"))
-    }
 
 
 def test_two_celery_workers_share_the_steps_and_give_the_one_machine_results(

@@ -2,7 +2,6 @@
 --home s3://…` with only the standard AWS variables set gives what a local home gives; objects
 appear whole; the store or the run killed mid-run ends in a clear failure, then a clean re-run."""
 
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import Home
 from alert_pipeline.objects import CACHE_ENV, synced
 from alert_pipeline.runner import run_pipeline
-from alert_pipeline_tests.helpers import reports
+from alert_pipeline_tests.helpers import incidents, reports
 from alert_pipeline_tests.object_store import BUCKET, SeaweedFS
 from alert_pipeline_tests.stack import REPO, poll_until
 from alert_pipeline_tests.test_bad_input import contents
@@ -71,13 +70,6 @@ def assert_same_results(home: Home, reference: Home) -> None:
     assert reports(home.reports) == reports(reference.reports)
     assert reports(reference.reports)  # there is something to compare
     assert incidents(home) == incidents(reference)
-
-
-def incidents(home: Home) -> dict[str, list]:
-    return {
-        str(path.relative_to(home.incidents)): json.loads(path.read_text())["incidents"]
-        for path in sorted(home.incidents.rglob("*.json"))
-    }
 
 
 def test_a_home_in_an_object_store_gives_what_a_local_home_gives(
