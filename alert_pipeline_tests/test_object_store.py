@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from dagster import instance_for_test
 
 from alert_pipeline.api import load_logs
 from alert_pipeline.errors import PipelineError
@@ -17,10 +18,11 @@ from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import Home
 from alert_pipeline.objects import CACHE_ENV, synced
 from alert_pipeline.runner import run_pipeline
-from alert_pipeline_tests.helpers import incidents, reports
+from alert_pipeline_tests.helpers import incidents, reports, write_csv
 from alert_pipeline_tests.object_store import BUCKET, SeaweedFS
 from alert_pipeline_tests.stack import REPO, poll_until
 from alert_pipeline_tests.test_bad_input import contents
+from alert_pipeline_tests.test_sensors import Landing, alerts_ranges, day_records, ingested_files
 
 
 def land(store: SeaweedFS, prefix: str, folder: Path, rows: int) -> Home:
@@ -138,6 +140,36 @@ def test_killed_mid_run_then_a_clean_rerun(
     code, out, err = finished(cli_run(seaweedfs, uri, cache))
     assert code == 0, (out, err)  # garbage.csv, first in order, was rejected before the kill
     assert_same_results(home_in(seaweedfs, uri, tmp_path / "elsewhere", monkeypatch), reference)
+
+
+def test_the_sensor_sees_landing_objects_and_their_new_versions(
+    seaweedfs: SeaweedFS, tmp_path: Path, monkeypatch
+) -> None:
+    uri = f"s3://{BUCKET}/sensor"
+    home = home_in(seaweedfs, uri, tmp_path / "cache", monkeypatch)
+    written = tmp_path / "written"
+    with instance_for_test() as instance:
+        landing = Landing(tmp_path / "unused", instance, location=uri)
+        seaweedfs.upload(
+            write_csv(written / "a.csv", day_records("2021-09-10", 4)),
+            f"{BUCKET}/sensor/incoming/a.csv",
+        )
+        first = landing.settle()
+        assert ingested_files(first) == ["a.csv"]
+        assert alerts_ranges(first) == [("2021-09-10", "2021-09-10")]
+        assert landing.settle() == []  # nothing new: the listing's versions are in the ledger
+        seaweedfs.upload(
+            write_csv(written / "a.csv", day_records("2021-09-11", 2)),
+            f"{BUCKET}/sensor/incoming/a.csv",
+        )
+        second = landing.settle()
+    assert ingested_files(second) == ["a.csv"]
+    assert alerts_ranges(second) == [("2021-09-10", "2021-09-11")]
+    stored = {
+        day: reports(synced(home.reports))[day]["records"]["stored"]
+        for day in ("2021-09-10", "2021-09-11")
+    }
+    assert stored == {"2021-09-10": 0, "2021-09-11": 2}
 
 
 def test_a_home_in_an_object_store_is_named_by_its_uri_and_needs_a_bucket(

@@ -64,15 +64,17 @@ REPOSITORY = defs.get_repository_def()
 
 
 class Landing:
-    """A temp home plus the sensor's chained cursor, executing the runs each tick requests."""
+    """A temp home plus the sensor's chained cursor, executing the runs each tick requests.
+    `location`: the home's, when it is not the local folder `root` (an `s3://` home)."""
 
-    def __init__(self, root: Path, instance: DagsterInstance) -> None:
+    def __init__(self, root: Path, instance: DagsterInstance, location: str = "") -> None:
         self.root = root
+        self.location = location or str(root)
         self.incoming = root / "incoming"
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.instance = instance
         self.cursor: str | None = None
-        self.resource = AlertHome(path=str(root), settle_seconds=0)
+        self.resource = AlertHome(path=self.location, settle_seconds=0)
 
     def tick(self):
         with build_sensor_context(
@@ -98,7 +100,7 @@ class Landing:
         job = defs.resolve_job_def(request.job_name)
         run_config = dict(request.run_config or {})
         run_config["resources"] = {
-            name: {"config": {"path": str(self.root)}} for name in ("alert_home", "io_manager")
+            name: {"config": {"path": self.location}} for name in ("alert_home", "io_manager")
         }
         result = job.execute_in_process(
             run_config=run_config,
