@@ -136,29 +136,6 @@ class ObjectHome:
             temp.unlink(missing_ok=True)
         return True
 
-    def fetch_database(self, path: Path) -> None:
-        """A file changed in place (a SQLite database): the store's copy replaces the local one
-        only if it is not the copy this cache last fetched or uploaded (as `.<name>.synced` beside
-        it records). Several processes of one machine share the local file meanwhile."""
-        with self._failing_clearly("read", path):
-            info = self.filesystem.get_file_info(self.key(path))
-        marker = path.with_name(f".{path.name}.synced")
-        if info.type != pafs.FileType.File or (
-            marker.exists() and marker.read_text() == str(info.mtime_ns)
-        ):
-            return
-        for journal in ("-wal", "-shm"):
-            path.with_name(path.name + journal).unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
-        self.fetch(path, info)
-        marker.write_text(str(info.mtime_ns))
-
-    def upload_database(self, snapshot: Path, path: Path) -> None:
-        """Upload a consistent copy of a database changed in place as the object of `path`."""
-        self.upload(snapshot, path)
-        marker = path.with_name(f".{path.name}.synced")
-        marker.write_text(str(snapshot.stat().st_mtime_ns))
-
     def mirror(self, folder: Path) -> None:
         """Make the local folder hold the current copy of each object under it, and no other
         file (hidden files and folders, this machine's temp files, locks and markers, are left

@@ -129,15 +129,19 @@ class Outbox:
     IMMEDIATE` makes them, and in Postgres a transaction-level advisory lock."""
 
     def __init__(self, home: Home) -> None:
+        self.store = None
         if url := state_url():
             self.db = _Postgres(url, postgres_schema(home))
             self.begin = f"BEGIN; SELECT pg_advisory_xact_lock({self.db.lock_number})"
             return
         self.path = outbox_path(home)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # In an object store, the outbox is uploaded after each change; a new cache starts from
+        # that copy. The local file stays the one that counts (the processes of one machine share
+        # it): machines sharing such a home share a Postgres outbox instead.
         self.store = object_home(self.path)
-        if self.store:  # the outbox of a home in an object store is kept there too
-            self.store.fetch_database(self.path)
+        if self.store and not self.path.exists():
+            self.store.fetch(self.path)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -145,16 +149,7 @@ class Outbox:
         self.begin = "BEGIN IMMEDIATE"
 
     def close(self) -> None:
-        try:
-            if getattr(self, "store", None) and self.db.total_changes:
-                snapshot = self.path.with_name(f".outbox.{os.getpid()}.{id(self)}.tmp")
-                try:
-                    self.db.execute("VACUUM INTO ?", (str(snapshot),))
-                    self.store.upload_database(snapshot, self.path)
-                finally:
-                    snapshot.unlink(missing_ok=True)
-        finally:
-            self.db.close()
+        self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -165,6 +160,17 @@ class Outbox:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        if self.store:
+            self._upload()
+
+    def _upload(self) -> None:
+        """A consistent copy of the SQLite outbox, as its object."""
+        snapshot = self.path.with_name(f".outbox.{os.getpid()}.{id(self)}.tmp")
+        try:
+            self.db.execute("VACUUM INTO ?", (str(snapshot),))
+            self.store.upload(snapshot, self.path)
+        finally:
+            snapshot.unlink(missing_ok=True)
 
     # --- decisions --------------------------------------------------------------------------
 
