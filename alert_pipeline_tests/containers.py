@@ -19,12 +19,28 @@ from pathlib import Path
 from alert_pipeline.home import Home
 from alert_pipeline.runner import run_pipeline
 from alert_pipeline_tests.helpers import reports
+from alert_pipeline_tests.object_store import WEED
 from alert_pipeline_tests.stack import REPO, free_port, graphql, poll_until, run_days
 
 PODMAN = REPO / "deploy" / "podman"
 SERVICES = ("postgres", "user_code", "webserver", "daemon")
 HEALTH_TIMEOUT = 240
 DATA = "/opt/dagster/data"  # ALERT_PIPELINE_HOME inside user_code (the pipeline_data volume)
+_HOME = "import os; from alert_pipeline.home import Home; home = Home(os.environ['ALERT_PIPELINE_HOME'])"
+UPLOAD = (  # python -c …, in user_code: a file as a landing object of the s3:// home, once the
+    # store (started with the stack, no healthcheck) answers
+    f"{_HOME}; import sys, time; from pathlib import Path; "
+    "from alert_pipeline.objects import object_home; from alert_pipeline.errors import PipelineError\n"
+    "for attempt in range(30):\n"
+    "    try:\n"
+    "        object_home(home.root).upload(Path(sys.argv[1]), home.incoming / Path(sys.argv[1]).name)\n"
+    "        break\n"
+    "    except PipelineError:\n"
+    "        time.sleep(2)\n"
+    "else:\n"
+    "    raise SystemExit('the object store never answered')"
+)
+FETCH_REPORTS = f"{_HOME}; from alert_pipeline.objects import synced; print(synced(home.reports))"
 
 
 def podman_problem() -> str | None:
@@ -48,6 +64,7 @@ class PodmanStack:
     port: int
     services: tuple[str, ...] = SERVICES  # those with a healthcheck
     workers: int = 0  # containers of the `worker` service (profile `cluster`)
+    home: str = DATA  # ALERT_PIPELINE_HOME inside user_code: the data volume, or an s3:// home
 
     @classmethod
     def prepare(
@@ -85,7 +102,8 @@ class PodmanStack:
         (project / ".env").write_text(
             "\n".join(lines + [f"{k}={v}" for k, v in settings.items()]) + "\n"
         )
-        return cls(project, root / "podman-state", port, services, workers)
+        home = variables.get("ALERT_PIPELINE_HOME", DATA)
+        return cls(project, root / "podman-state", port, services, workers, home)
 
     @property
     def env(self) -> dict[str, str]:
@@ -93,6 +111,7 @@ class PodmanStack:
             "STATE": str(self.state),
             "CONTAINERS_CONF": str(PODMAN / "containers.conf"),
             "DOCKER_HOST": f"unix://{self.state}/podman.sock",
+            **({"WEED": WEED} if WEED else {}),  # up.sh builds the SeaweedFS stand-in from it
         }
 
     @property
@@ -201,11 +220,22 @@ class PodmanStack:
         return graphql(self.url, text, variables, timeout=60)
 
     def drop(self, path: Path) -> None:
-        """A file into the landing folder of the data volume the way writers should: copied
-        under a name the sensor ignores, then renamed."""
+        """A file into the landing folder the way writers should: in the data volume, copied
+        under a name the sensor ignores, then renamed; in an object store, uploaded whole (by
+        the pipeline's own upload, from inside user_code)."""
+        if self.home.startswith("s3://"):
+            self.podman("cp", str(path), f"{self.container('user_code')}:/tmp/{path.name}")
+            self.exec("user_code", "python", "-c", UPLOAD, f"/tmp/{path.name}")
+            return
         target = f"{DATA}/incoming/{path.name}"
         self.podman("cp", str(path), f"{self.container('user_code')}:{target}.part")
         self.exec("user_code", "mv", f"{target}.part", target)
+
+    def reports_folder(self) -> str:
+        """The reports folder inside user_code: of the data volume, or fetched from the store."""
+        if self.home.startswith("s3://"):
+            return self.exec("user_code", "python", "-c", FETCH_REPORTS).strip()
+        return f"{DATA}/reports"
 
     def copy_out(self, inside: str, outside: Path) -> Path:
         outside.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +268,7 @@ def reference_reports(root: Path, files: list[Path]) -> dict[str, dict]:
 
 
 def stack_reports(stack: PodmanStack, tmp_path: Path) -> dict[str, dict]:
-    return reports(stack.copy_out(f"{DATA}/reports", tmp_path / "reports"))
+    return reports(stack.copy_out(stack.reports_folder(), tmp_path / "reports"))
 
 
 def runs(stack: PodmanStack) -> list[dict]:

