@@ -3,6 +3,7 @@ laptop: the home folder, the first partition day, and the timing of the sensor a
 
 import datetime as dt
 import os
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,14 +16,16 @@ from dagster import (
     InputContext,
     IOManager,
     OutputContext,
+    UPathIOManager,
 )
-from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+from upath import UPath
 
+from alert_pipeline.atomic import atomic_file
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.executors import distributed
 from alert_pipeline.home import Home
 from alert_pipeline.loader import TimeRange
-from alert_pipeline.objects import object_home, synced_file
+from alert_pipeline.objects import synced_file
 from alert_pipeline.rules import day_start_us
 from alert_pipeline.runs import holding_run_lock
 
@@ -108,15 +111,15 @@ class HomeIOManager(ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context: InitResourceContext) -> IOManager:
         storage = Home(self.path).dagster / "storage"  # made when first written
-        return _HomePickles(base_dir=str(storage))
+        return _HomePickles(UPath(storage))
 
 
-class _HomePickles(PickledObjectFilesystemIOManager):
-    def dump_to_path(self, context: OutputContext, obj: object, path) -> None:
-        super().dump_to_path(context, obj, path)
-        if store := object_home(Path(path)):
-            store.upload(Path(path), Path(path))
+class _HomePickles(UPathIOManager):
+    """Outputs pickled by the home's one atomic writer (uploaded, in an object store)."""
 
-    def load_from_path(self, context: InputContext, path) -> object:
-        synced_file(Path(path))
-        return super().load_from_path(context, path)
+    def dump_to_path(self, context: OutputContext, obj: object, path: UPath) -> None:
+        with atomic_file(Path(path)) as handle:
+            pickle.dump(obj, handle)
+
+    def load_from_path(self, context: InputContext, path: UPath) -> object:
+        return pickle.loads(synced_file(Path(path)).read_bytes())
