@@ -228,7 +228,10 @@ def parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="on failure, show the whole traceback"
     )
     home = argparse.ArgumentParser(add_help=False)
-    home.add_argument("--home", help="home folder (default: $ALERT_PIPELINE_HOME, else data)")
+    home.add_argument(
+        "--home",
+        help="home folder, or s3://bucket/prefix (default: $ALERT_PIPELINE_HOME, else data)",
+    )
     run = commands.add_parser(
         "run",
         parents=[common, home],
