@@ -5,7 +5,9 @@ Every run that works on a home holds a lock on `<home>/.runs/<run id>.lock` for 
 process lives (the `AlertHome` resource takes it; runs execute in one process). A run still marked
 STARTED whose lock is free lost its process — SIGKILL, OOM, a reboot, a stopped container — and
 would stay STARTED for ever: `fail_orphaned_runs` marks it failed, so that it blocks nothing and
-what it left undone is seen as stale and done again.
+what it left undone is seen as stale and done again. A run that ends writes FINISHED into its lock
+before releasing it: between that and Dagster recording its end, the run is still STARTED with
+its lock free, and it must not be taken for a dead one.
 """
 
 import datetime as dt
@@ -25,6 +27,7 @@ INPUTS = "alert_pipeline/inputs"  # digest of what the run works on (see sensors
 # A run tagged by us that has been STARTED this long without ever taking its lock died before
 # its first step (killed while starting up).
 NO_LOCK_GRACE_SECONDS = 120
+FINISHED = "finished\n"
 UNFINISHED = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -46,22 +49,27 @@ def holding_run_lock(home: Home, run_id: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        try:
+            yield
+        finally:
+            handle.write(FINISHED)
+            handle.flush()
 
 
 def _lock_is_free(home: Home, run_id: str) -> bool | None:
-    """True if no process holds the run's lock, False if one does, None if it was never taken."""
+    """True if no process holds the run's lock and the run did not finish; False if one holds
+    it or the run finished (Dagster records its end next); None if it was never taken."""
     try:
         descriptor = os.open(_lock_path(home, run_id), os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return os.read(descriptor, len(FINISHED)).decode() != FINISHED
     except BlockingIOError:
         return False
     finally:
         os.close(descriptor)
-    return True
 
 
 def fail_orphaned_runs(instance: DagsterInstance, home: Home) -> list[str]:

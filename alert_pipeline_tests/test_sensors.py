@@ -410,6 +410,17 @@ def test_a_started_run_still_holding_its_lock_is_left_alone_and_waited_for(landi
     assert result.skip_message == f"1 stale days wait for run {alive.run_id}"
 
 
+def test_a_run_that_released_its_lock_on_finishing_is_not_taken_for_a_dead_one(landing) -> None:
+    """Between the end of a run's work (its lock released) and Dagster recording the run's end,
+    the run is STARTED with a free lock: a tick then must leave it alone."""
+    ingest_without_materializing(landing, "2021-09-10")
+    ending = started_run(landing, "2021-09-10", "2021-09-10")
+    with holding_run_lock(Home(landing.root), ending.run_id):
+        pass
+    landing.tick()
+    assert landing.instance.get_run_by_id(ending.run_id).status == DagsterRunStatus.STARTED
+
+
 def test_a_run_of_ours_that_died_before_taking_its_lock_is_failed_after_a_grace(landing) -> None:
     ingest_without_materializing(landing, "2021-09-10")
     young = started_run(landing, "2021-09-10", "2021-09-10", ago=10)
