@@ -15,7 +15,6 @@ from pathlib import Path
 from unittest import mock
 
 import psycopg2
-import pyarrow.fs as pafs
 from dagster import DagsterEventType, DagsterInstance
 
 from alert_pipeline.home import Home
@@ -102,8 +101,7 @@ class Cluster:
     def land(self, path: Path) -> None:
         """A file in the home's landing folder (uploaded, for a home in an object store)."""
         if store := object_home(self.home.root):
-            target = store.key(self.home.incoming / path.name)
-            pafs.copy_files(str(path), target, destination_filesystem=store.filesystem)
+            store.upload(path, self.home.incoming / path.name)
         else:
             shutil.copy(path, self.home.incoming / path.name)
 

@@ -147,29 +147,27 @@ def test_the_sensor_sees_landing_objects_and_their_new_versions(
 ) -> None:
     uri = f"s3://{BUCKET}/sensor"
     home = home_in(seaweedfs, uri, tmp_path / "cache", monkeypatch)
-    written = tmp_path / "written"
+
+    def land_a(day: str, records: int) -> None:
+        written = write_csv(tmp_path / "written" / "a.csv", day_records(day, records))
+        seaweedfs.upload(written, f"{BUCKET}/sensor/incoming/a.csv")
+
     with instance_for_test() as instance:
         landing = Landing(tmp_path / "unused", instance, location=uri)
-        seaweedfs.upload(
-            write_csv(written / "a.csv", day_records("2021-09-10", 4)),
-            f"{BUCKET}/sensor/incoming/a.csv",
-        )
+        land_a("2021-09-10", 4)
         first = landing.settle()
         assert ingested_files(first) == ["a.csv"]
         assert alerts_ranges(first) == [("2021-09-10", "2021-09-10")]
         assert landing.settle() == []  # nothing new: the listing's versions are in the ledger
-        seaweedfs.upload(
-            write_csv(written / "a.csv", day_records("2021-09-11", 2)),
-            f"{BUCKET}/sensor/incoming/a.csv",
-        )
+        land_a("2021-09-11", 2)
         second = landing.settle()
     assert ingested_files(second) == ["a.csv"]
     assert alerts_ranges(second) == [("2021-09-10", "2021-09-11")]
-    stored = {
-        day: reports(synced(home.reports))[day]["records"]["stored"]
-        for day in ("2021-09-10", "2021-09-11")
+    days = reports(synced(home.reports))
+    assert {day: days[day]["records"]["stored"] for day in days} == {
+        "2021-09-10": 0,
+        "2021-09-11": 2,
     }
-    assert stored == {"2021-09-10": 0, "2021-09-11": 2}
 
 
 def test_a_home_in_an_object_store_is_named_by_its_uri_and_needs_a_bucket(
