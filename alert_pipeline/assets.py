@@ -21,7 +21,6 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    OpExecutionContext,
     TableColumn,
     TableSchema,
     TimeWindowPartitionMapping,
@@ -30,11 +29,10 @@ from dagster import (
 )
 
 from alert_pipeline.home import UNDATED
-from alert_pipeline.ingestion import ingest_pending
+from alert_pipeline.ingestion import pending_files
 from alert_pipeline.ledger import DayCounts, day_counts, read_ledger, undated_records
 from alert_pipeline.partitions import backfill_policy, daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
-from alert_pipeline.progress import Progress
 from alert_pipeline.registry import RULES
 from alert_pipeline.report import (
     DayReport,
@@ -84,20 +82,6 @@ def per_day_results(
         yield AssetMaterialization(asset_key=context.asset_key, partition=day, metadata=metadata)
 
 
-def log_outcomes(context: OpExecutionContext | AssetExecutionContext, outcomes: list) -> None:
-    """One log line per landing file handled, warnings for rejected ones."""
-    for outcome in outcomes:
-        if outcome.status == "rejected":
-            context.log.warning(f"file rejected: {outcome.name}: {outcome.reason}")
-        elif outcome.status == "ingested":
-            context.log.info(
-                f"ingested {outcome.name}: {outcome.read} read, {outcome.stored} stored, "
-                f"{outcome.quarantined} quarantined, days {sorted(outcome.days)}"
-            )
-        else:
-            context.log.info(f"skipped {outcome.name}: {outcome.status} {outcome.reason}".strip())
-
-
 def count_metadata(counts: DayCounts) -> dict[str, int]:
     """A day's record counts as `validated_logs` materializations show them."""
     return {
@@ -134,17 +118,19 @@ def validated_logs(
 ) -> Iterator[MaterializeResult | AssetMaterialization]:
     """Typed, validated log records of each UTC day, as Parquet; bad records go to quarantine.
 
-    Ingests whatever is new in the landing folder first, so a UI materialization, a schedule or a
-    backfill needs no separate step.
+    Landing files are ingested by `ingest_job` (one step per file, launched by the landing-folder
+    sensor), which records a materialization of each day a file wrote. Materializing a day here
+    reconciles and describes what is stored for it and never writes any day's data: a file holds
+    records of several days, so ingesting it for one day would write the others.
     """
     home = alert_home.home()
-    outcomes = ingest_pending(
-        home,
-        alert_home.time_range(),
-        min_age_seconds=alert_home.settle_seconds,
-        progress=Progress.to_log("ingesting", context.log.info),
-    )
-    log_outcomes(context, outcomes)
+    waiting = [name for _, name in pending_files(home)]
+    if waiting:
+        context.log.warning(
+            f"{len(waiting)} landing file(s) not ingested yet ({', '.join(waiting[:5])}"
+            f"{', …' if len(waiting) > 5 else ''}): this run covers what is stored; the "
+            "landing-folder sensor ingests them, or launch ingest_job"
+        )
     days = {day: day_counts(home, day) for day in context.partition_keys}
     problems = []
     for day, counts in days.items():
@@ -171,6 +157,7 @@ def validated_logs(
             "severity_counts": MetadataValue.json(severity_counts(home, day)),
             "quarantined_by_column": MetadataValue.json(quarantine_reasons(home, day)),
             "path": MetadataValue.path(str(home.day_dir(day))),
+            "landing_files_waiting": len(waiting),
         }
         for day, counts in days.items()
     }

@@ -5,8 +5,9 @@ pay a process start each, and the `AlertHome` resource holds the run's lock (run
 whole run. With `ALERT_PIPELINE_EXECUTOR=celery` each step is a Celery task on the broker of
 `ALERT_PIPELINE_CELERY_BROKER` (default RabbitMQ on 127.0.0.1 as guest), executed by whichever
 `celery -A dagster_celery.app worker` takes it, on any machine (docs/deploying.md, *Scaling*).
-Steps of one run then live in several processes, so a run's liveness is left to Dagster's run
-monitoring instead of the run lock.
+With `ALERT_PIPELINE_EXECUTOR=k8s` each step is a Kubernetes Job from the run's image, with the
+run launcher's environment (deploy/helm/values.yaml). Steps of one run then live in several
+processes, so a run's liveness is left to Dagster's run monitoring instead of the run lock.
 """
 
 import os
@@ -16,7 +17,7 @@ from dagster import ExecutorDefinition, in_process_executor
 EXECUTOR_ENV = "ALERT_PIPELINE_EXECUTOR"
 BROKER_ENV = "ALERT_PIPELINE_CELERY_BROKER"
 DEFAULT_BROKER = "pyamqp://guest@127.0.0.1:5672//"
-EXECUTORS = ("in_process", "celery")
+EXECUTORS = ("in_process", "celery", "k8s")
 
 
 def executor_name() -> str:
@@ -46,7 +47,14 @@ def broker_url() -> str:
 
 
 def run_executor() -> ExecutorDefinition:
-    if executor_name() == "celery":
+    name = executor_name()
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor  # the `cluster` extra
+
+        # Unconfigured: namespace, image and environment come from the K8sRunLauncher, and run
+        # config may still set e.g. `max_concurrent`.
+        return k8s_job_executor
+    if name == "celery":
         from dagster_celery import celery_executor  # the `cluster` extra
 
         # Named, not copied: the broker's credentials stay in the environment.

@@ -277,23 +277,20 @@ def ingest_pending(
     home: Home,
     time_range: TimeRange,
     only: Collection[str] | None = None,
-    min_age_seconds: float = 0.0,
     progress: Progress | None = None,
 ) -> list[FileOutcome]:
     """Ingest every landing file whose current version is not in the ledger yet.
 
-    `only` limits the pass to the named files (the sensor's settled ones); `min_age_seconds`
-    skips files modified more recently than that (they may still be being written). Unchanged
-    files (same version, or same content) are skipped; a file whose content was already ingested
-    under another name is recorded as a duplicate and adds no records. `progress` is told about
-    each file parsed. Each file is handled under its own lock: ingestions of different files run
+    `only` limits the pass to the named files (the sensor's settled ones). Unchanged files
+    (same version, or same content) are skipped; a file whose content was already ingested under
+    another name is recorded as a duplicate and adds no records. `progress` is told about each
+    file parsed. Each file is handled under its own lock: ingestions of different files run
     at once (in several processes or on several machines), two of one file take turns.
     """
     home.create()
     outcomes = []
-    newest_mtime_ns = time.time_ns() - int(min_age_seconds * 1e9) if min_age_seconds > 0 else None
     busy = _remove_dead_temps(home)
-    pending = pending_files(home, min_age_seconds, only)
+    pending = pending_files(home, only=only)
     for number, (path, name) in enumerate(pending, start=1):
         with lock(home, f"source:{source_id(name)}"):
             for temp in busy.get(source_id(name), []):
@@ -301,9 +298,7 @@ def ingest_pending(
             _remove_reason_temps(home, name)
             place = (number, len(pending))
             with _fetched(path):
-                outcome = _ingest_candidate(
-                    home, path, name, time_range, newest_mtime_ns, progress, place
-                )
+                outcome = _ingest_candidate(home, path, name, time_range, progress, place)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -352,7 +347,6 @@ def _ingest_candidate(
     path: Path,
     name: str,
     time_range: TimeRange,
-    newest_mtime_ns: int | None,
     progress: Progress | None,
     place: tuple[int, int],
 ) -> FileOutcome | None:
@@ -372,8 +366,6 @@ def _ingest_candidate(
     try:
         stat = path.stat()
         if previous and previous.get("version") == _version(path, stat):
-            return None
-        if newest_mtime_ns is not None and stat.st_mtime_ns > newest_mtime_ns:
             return None
         # Same size as the ingested version: maybe only touched, so hash before parsing.
         maybe_same = previous and previous.get("version", [None])[0] == stat.st_size

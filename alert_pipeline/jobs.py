@@ -18,13 +18,12 @@ from pydantic import Field
 from alert_pipeline.assets import (
     alert_report,
     count_metadata,
-    log_outcomes,
     rule_assets,
     undated_records_check,
     validated_logs,
 )
 from alert_pipeline.home import UNDATED, source_id
-from alert_pipeline.ingestion import ingest_pending, pending_files
+from alert_pipeline.ingestion import FileOutcome, ingest_pending, pending_files
 from alert_pipeline.ledger import day_counts
 from alert_pipeline.notification_assets import (
     dead_letters_check,
@@ -39,6 +38,20 @@ class IngestConfig(Config):
     files: list[str] = Field(
         default=[], description="landing file names; none: every settled landing file"
     )
+
+
+def log_outcomes(context: OpExecutionContext, outcomes: list[FileOutcome]) -> None:
+    """One log line per landing file handled, warnings for rejected ones."""
+    for outcome in outcomes:
+        if outcome.status == "rejected":
+            context.log.warning(f"file rejected: {outcome.name}: {outcome.reason}")
+        elif outcome.status == "ingested":
+            context.log.info(
+                f"ingested {outcome.name}: {outcome.read} read, {outcome.stored} stored, "
+                f"{outcome.quarantined} quarantined, days {sorted(outcome.days)}"
+            )
+        else:
+            context.log.info(f"skipped {outcome.name}: {outcome.status} {outcome.reason}".strip())
 
 
 @op(out=DynamicOut(str))

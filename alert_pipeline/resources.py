@@ -68,8 +68,8 @@ SCHEDULE_CRON = os.environ.get("ALERT_PIPELINE_SCHEDULE_CRON", "30 0 * * *")
 class AlertHome(ConfigurableResource):
     """The home folder (landing, warehouse, quarantine, reports) and the first partition day.
 
-    `settle_seconds`: a landing file modified more recently than this is left for later by runs
-    that ingest on their own (UI materializations, the schedule), as it may still be being written.
+    `settle_seconds`: a landing file modified more recently than this is left for later by an
+    `ingest_job` launched without file names (from the UI), as it may still be being written.
     `max_quarantined_share`: above this share of a day's records quarantined, the quality check
     on `validated_logs` warns.
     While a run uses it, the run holds its lock in the home (see runs.py), so that a run whose

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dagster import DagsterInstance
 
 from alert_pipeline.home import Home
+from alert_pipeline.jobs import ingest_job
 from alert_pipeline.registry import RULES
 from alert_pipeline.report import iso_utc
+from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import Events
 from alert_pipeline.schema import COLUMNS
 
@@ -153,6 +156,12 @@ def incidents(home: Home) -> dict[str, list]:
         str(path.relative_to(home.incidents)): json.loads(path.read_text())["incidents"]
         for path in sorted(home.incidents.rglob("*.json"))
     }
+
+
+def run_ingest_job(home: Path, instance: DagsterInstance) -> None:
+    """Ingest every landing file of `home` as the sensor does: an `ingest_job` run."""
+    resources = {"alert_home": AlertHome(path=str(home), settle_seconds=0)}
+    assert ingest_job.execute_in_process(instance=instance, resources=resources).success
 
 
 def reported_incidents(home: Path) -> list[tuple]:

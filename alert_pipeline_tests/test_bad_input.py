@@ -53,7 +53,7 @@ from alert_pipeline.warehouse import (
     severity_counts,
     stored_rows,
 )
-from alert_pipeline_tests.helpers import csv_text, epoch, record
+from alert_pipeline_tests.helpers import csv_text, epoch, record, run_ingest_job
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = "2021-09-12"  # the day of helpers.record()'s date, 1631442679.384516
@@ -993,6 +993,7 @@ def test_hostile_values_are_escaped_in_every_markup_and_faithful_in_json(tmp_pat
     land(Home(home), "..evil.csv", csv_text(bad, HEADER))  # a hidden file: ignored
     land(Home(home), "<i>no</i>.csv", csv_text([record()], ["<script>", *COLUMNS[1:]]))
     with DagsterInstance.ephemeral() as instance:
+        run_ingest_job(home, instance)
         result = materialize(
             ALL_ASSETS,
             partition_key="2021-09-10",

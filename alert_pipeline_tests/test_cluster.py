@@ -146,5 +146,7 @@ def test_the_executor_is_chosen_by_the_environment(monkeypatch) -> None:
     monkeypatch.setenv(EXECUTOR_ENV, "celery")
     assert run_executor().name == "celery" and distributed()
     monkeypatch.setenv(EXECUTOR_ENV, "k8s")
-    with pytest.raises(ValueError, match="ALERT_PIPELINE_EXECUTOR='k8s': expected one of"):
+    assert run_executor().name == "k8s" and distributed()
+    monkeypatch.setenv(EXECUTOR_ENV, "nomad")
+    with pytest.raises(ValueError, match="ALERT_PIPELINE_EXECUTOR='nomad': expected one of"):
         run_executor()

@@ -1,5 +1,6 @@
 """The deployment files checked without running them: hadolint on the Dockerfile, `docker-compose
-config`, the build context, the dependency lock, and the Dagster instance and workspace files.
+config`, the build context, the dependency lock, the Dagster instance and workspace files, and the
+Helm values.
 The stack itself is built and run for real in `test_containers.py`."""
 
 import contextlib
@@ -324,3 +325,31 @@ def test_instance_and_workspace_files() -> None:
         ensure_workspace_config(yaml.safe_load(path.read_text()), str(path))
     (served,) = yaml.safe_load((REPO / "deploy" / "workspace.yaml").read_text())["load_from"]
     assert served["grpc_server"] == {"host": "user_code", "port": 4000, "location_name": LOCATION}
+
+
+def test_helm_values_serve_this_code_with_the_k8s_executor() -> None:
+    """deploy/helm/values.yaml (the official Dagster chart) against what the code and the cluster
+    instance file say: the module served, the executor, the run queue, the storage driver."""
+    from alert_pipeline.executors import EXECUTOR_ENV, EXECUTORS
+
+    text = (REPO / "deploy" / "helm" / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    module = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["dagster"]["module_name"]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", module]
+    env = {item["name"]: item["value"] for item in deployment["env"]}
+    assert env[EXECUTOR_ENV] == "k8s" and "k8s" in EXECUTORS
+    secrets = [s["name"] for s in deployment["envSecrets"]]
+    launcher = values["runLauncher"]
+    assert launcher["type"] == "K8sRunLauncher"
+    assert [s["name"] for s in launcher["config"]["k8sRunLauncher"]["envSecrets"]] == secrets
+    cluster = yaml.safe_load((REPO / "deploy" / "dagster.cluster.yaml").read_text())
+    queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    runs = cluster["concurrency"]["runs"]
+    assert queue["maxConcurrentRuns"] == runs["max_concurrent_runs"]
+    assert queue["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
+    scheme = cluster["storage"]["postgres"]["postgres_db"]["scheme"]
+    assert values["postgresql"]["postgresqlScheme"] == scheme
+    assert values["postgresql"]["enabled"] is False
+    assert "postgresqlPassword" not in values["postgresql"]  # from a Secret, never in values
+    assert values["generatePostgresqlPasswordSecret"] is False

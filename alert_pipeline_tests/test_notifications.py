@@ -39,7 +39,7 @@ from alert_pipeline.notifications.outbox import open_outbox, postgres_schema
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.runner import dagster_instance
 from alert_pipeline_tests.cluster import POSTGRES_URL, postgres_problem
-from alert_pipeline_tests.helpers import epoch, need, record, write_csv
+from alert_pipeline_tests.helpers import epoch, need, record, run_ingest_job, write_csv
 from alert_pipeline_tests.receivers import http_receiver, smtp_receiver
 from alert_pipeline_tests.stack import free_port
 
@@ -217,6 +217,7 @@ def test_incidents_first_seen_by_a_backfill_are_recorded_not_paged(home) -> None
         land(home, "a.csv", burst(DAY, 3600))
         resources = {"alert_home": AlertHome(path=str(home), settle_seconds=0)}
         with DagsterInstance.ephemeral() as instance:
+            run_ingest_job(home, instance)
             tags = {"dagster/backfill": "last-month"}
             assert materialize(
                 ALL_ASSETS, partition_key=DAY, instance=instance, resources=resources, tags=tags

@@ -2,6 +2,7 @@
 reports, the blocking check guards the chain, and a burst across midnight is reported once."""
 
 import json
+import logging
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -13,12 +14,14 @@ from alert_pipeline.definitions import defs
 from alert_pipeline.home import Home
 from alert_pipeline.registry import RULES
 from alert_pipeline.resources import AlertHome
-from alert_pipeline_tests.helpers import epoch, record, write_csv
+from alert_pipeline_tests.helpers import epoch, record, run_ingest_job, write_csv
 
 ALL_ASSETS = [validated_logs, *rule_assets, alert_report]
 
 
 def run(home: Path, partition: str, instance: DagsterInstance, selection=None):
+    """Ingest what landed (as the sensor does), then materialize the day."""
+    run_ingest_job(home, instance)
     return materialize(
         ALL_ASSETS,
         selection=selection,
@@ -80,6 +83,39 @@ def test_midnight_burst_is_reported_once_by_the_new_day(tmp_path: Path, instance
     assert per_minute["group"] == {}
     assert per_bundle["group"] == {"bundle_id": "com.thg.battleops.shooting.game"}
     assert report(tmp_path, "2021-09-10")["records"] == {"stored": 7, "quarantined": 0}
+
+
+def test_materializing_a_day_writes_no_days_data_only_ingest_job_does(tmp_path, instance) -> None:
+    # A file with records of two days: materializing the first day must not ingest it (that would
+    # write the second day too); the run says the file waits. ingest_job writes both days and
+    # records a validated_logs materialization of each.
+    days = ("2021-09-10", "2021-09-11")
+    write_csv(tmp_path / "incoming" / "two.csv", [record(date=epoch(day, 60)) for day in days])
+    resources = {"alert_home": AlertHome(path=str(tmp_path), settle_seconds=0)}
+
+    result = materialize(
+        [validated_logs], partition_key=days[0], instance=instance, resources=resources
+    )
+
+    assert result.success
+    assert list(tmp_path.rglob("*.parquet")) == []
+    (shown,) = [m.materialization.metadata for m in result.get_asset_materialization_events()]
+    assert shown["landing_files_waiting"].value == 1 and shown["records_read"].value == 0
+    warnings = [
+        e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING
+    ]
+    assert any("1 landing file(s) not ingested yet (two.csv)" in w for w in warnings), warnings
+
+    run_ingest_job(tmp_path, instance)
+    for day in days:
+        (latest,) = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=validated_logs.key, asset_partitions=[day]), limit=1
+        ).records
+        assert latest.asset_materialization.metadata["records_stored"].value == 1
+        assert (
+            len(list((tmp_path / "warehouse" / "validated_logs" / f"day={day}").glob("*.parquet")))
+            == 1
+        )
 
 
 def test_incident_starting_before_midnight_keeps_its_full_extent(tmp_path: Path, instance) -> None:
@@ -189,6 +225,7 @@ def test_partition_range_run_equals_day_by_day(tmp_path: Path, instance) -> None
         write_csv(tmp_path / name / "incoming" / "f.csv", records)
     for day in ("2021-09-10", "2021-09-11"):
         assert run(tmp_path / "a", day, instance).success
+    run_ingest_job(tmp_path / "b", instance)
     ranged = materialize(
         ALL_ASSETS,
         instance=instance,
@@ -219,6 +256,7 @@ def test_rule_threshold_and_window_are_run_config(tmp_path: Path, instance) -> N
         tmp_path / "incoming" / "f.csv",
         [record(date=epoch("2021-09-10", 100 + 2 * i)) for i in range(15)],
     )
+    run_ingest_job(tmp_path, instance)
 
     def minute_incidents(config: dict) -> list[dict]:
         result = materialize(

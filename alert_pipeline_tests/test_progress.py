@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
-from alert_pipeline.assets import validated_logs
 from alert_pipeline.cli import main
+from alert_pipeline.jobs import ingest_job
 from alert_pipeline.progress import Progress
 from alert_pipeline.resources import AlertHome
 from alert_pipeline_tests.helpers import epoch, record, write_csv
@@ -89,9 +89,7 @@ def test_the_cli_and_the_dagster_log_say_how_far_ingestion_is(tmp_path, monkeypa
 
     write_csv(home / "incoming" / "two.csv", [record(date=epoch(DAY, n)) for n in range(9)])
     with DagsterInstance.ephemeral() as instance:
-        result = materialize(
-            [validated_logs],
-            partition_key=DAY,
+        result = ingest_job.execute_in_process(
             instance=instance,
             resources={"alert_home": AlertHome(path=str(home), settle_seconds=0)},
         )
