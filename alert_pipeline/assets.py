@@ -30,7 +30,7 @@ from dagster import (
 
 from alert_pipeline.home import UNDATED
 from alert_pipeline.ingestion import pending_files
-from alert_pipeline.ledger import DayCounts, day_counts, read_ledger, undated_records
+from alert_pipeline.ledger import DayCounts, day_counts, day_lock, read_ledger, undated_records
 from alert_pipeline.partitions import backfill_policy, daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
 from alert_pipeline.registry import RULES
@@ -131,12 +131,13 @@ def validated_logs(
             f"{', …' if len(waiting) > 5 else ''}): this run covers what is stored; the "
             "landing-folder sensor ingests them, or launch ingest_job"
         )
-    days = {day: day_counts(home, day) for day in context.partition_keys}
-    problems = []
-    for day, counts in days.items():
+    days, problems = {}, []
+    for day in context.partition_keys:
+        with day_lock(home, [day]):  # no ingestion swaps a file in meanwhile
+            counts = days[day] = day_counts(home, day)
+            in_parquet, in_quarantine = stored_rows(home, day), quarantined_rows(home, day)
         if counts.read != counts.stored + counts.quarantined:
             problems.append(f"{day}: read {counts.read} ≠ stored + quarantined")
-        in_parquet, in_quarantine = stored_rows(home, day), quarantined_rows(home, day)
         if (in_parquet, in_quarantine) != (counts.stored, counts.quarantined):
             problems.append(
                 f"{day}: files hold {in_parquet} stored / {in_quarantine} quarantined, "

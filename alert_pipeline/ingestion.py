@@ -26,6 +26,7 @@ from alert_pipeline.home import (
 )
 from alert_pipeline.ledger import (
     DayCounts,
+    day_lock,
     file_version,
     lock,
     original_of,
@@ -152,16 +153,6 @@ def _swap_in(
     for day_counts in counts.values():
         day_counts.read = day_counts.stored + day_counts.quarantined
     old_days = set(previous["days"]) if previous else set()
-    _drop_parts(home, source, old_days - set(counts))
-    for day in counts:
-        for parts, folder in (
-            (day_parts, home.day_dir(day)),
-            (quarantine_parts, home.quarantine_dir(day)),
-        ):
-            if day in parts:
-                parts[day].commit()
-            else:
-                remove(folder / f"{source}.parquet")
     entry = {
         "file": name,
         "source": source,
@@ -172,7 +163,18 @@ def _swap_in(
         "days": {day: counts[day].as_dict() for day in sorted(counts)},
         "changed_days": sorted(set(counts) | old_days),
     }
-    write_entry(home, entry)
+    with day_lock(home, entry["changed_days"]):
+        _drop_parts(home, source, old_days - set(counts))
+        for day in counts:
+            for parts, folder in (
+                (day_parts, home.day_dir(day)),
+                (quarantine_parts, home.quarantine_dir(day)),
+            ):
+                if day in parts:
+                    parts[day].commit()
+                else:
+                    remove(folder / f"{source}.parquet")
+        write_entry(home, entry)
     return FileOutcome(
         name, "ingested", days=counts, changed_days=set(counts) | old_days, sha256=digest
     )
@@ -259,7 +261,6 @@ def _record_duplicate(
     """Content already ingested under another name adds no records; whatever an earlier
     version of this file contributed is withdrawn."""
     old_days = set(previous["days"]) if previous else set()
-    _drop_parts(home, source_id(name), old_days)
     entry = {
         "file": name,
         "source": source_id(name),
@@ -269,7 +270,9 @@ def _record_duplicate(
         "days": {},
         "changed_days": sorted(old_days),
     }
-    write_entry(home, entry)
+    with day_lock(home, old_days):
+        _drop_parts(home, source_id(name), old_days)
+        write_entry(home, entry)
     return FileOutcome(name, "duplicate", f"duplicate of {original}", changed_days=old_days)
 
 

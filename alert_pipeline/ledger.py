@@ -1,6 +1,7 @@
 """The ledger: one entry per landing file name, saying which version of the file was ingested and
 what it contributed to each day (records read, stored, quarantined); and the locks that keep two
-ingestions of one file (or of one content under two names) from racing.
+ingestions of one file (or of one content under two names) from racing, and a day's readers from
+seeing its parts and counts half changed.
 
 The ledger lives in the home (`warehouse/ledger/<source>.json`, locks are `flock`s on files in
 `.locks/`) unless `ALERT_PIPELINE_STATE_URL=postgresql://…` is set: then entries are rows of
@@ -13,8 +14,8 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,27 +182,40 @@ def write_entry(home: Home, entry: dict) -> None:
 
 
 @contextmanager
-def lock(home: Home, key: str, wait: bool = True) -> Iterator[bool]:
-    """Hold the lock named `key` of this home: one holder at a time, whatever process or machine
-    it runs on; a holder that dies releases it. Yields whether it is held (always, when `wait`;
-    else only if it was free)."""
-    digest = hashlib.sha256(f"{home.location}\0{key}".encode()).digest()
+def lock(home: Home, *keys: str, wait: bool = True) -> Iterator[bool]:
+    """Hold the locks named `keys` of this home: one holder at a time, whatever process or machine
+    it runs on; a holder that dies releases them. Several are taken in sorted order, so holders
+    of several never deadlock. Yields whether they are held (always, when `wait`; else only if
+    they were free)."""
+    digests = [hashlib.sha256(f"{home.location}\0{key}".encode()).digest() for key in sorted(keys)]
     if url := state_url():
-        number = int.from_bytes(digest[:8], "big", signed=True)
-        connection = connect(url)  # its own session: the lock lives as long as it
+        connection = connect(url)  # its own session: the locks live as long as it
         try:
+            held = True
             with connection.cursor() as cursor:
-                if wait:
-                    cursor.execute("SELECT pg_advisory_lock(%s), true", (number,))
-                else:
-                    cursor.execute("SELECT pg_try_advisory_lock(%s)", (number,))
-                held = bool(cursor.fetchone()[-1])
+                for digest in digests:
+                    number = int.from_bytes(digest[:8], "big", signed=True)
+                    if wait:
+                        cursor.execute("SELECT pg_advisory_lock(%s), true", (number,))
+                    else:
+                        cursor.execute("SELECT pg_try_advisory_lock(%s)", (number,))
+                    held = held and bool(cursor.fetchone()[-1])
             yield held
         finally:
             connection.close()  # ends the session, which releases its advisory locks
         return
-    with _file_lock(home.root / ".locks" / f"{digest.hex()[:32]}.lock", wait) as held:
+    with ExitStack() as stack:
+        held = True
+        for digest in digests:
+            path = home.root / ".locks" / f"{digest.hex()[:32]}.lock"
+            held = held and stack.enter_context(_file_lock(path, wait))
         yield held
+
+
+def day_lock(home: Home, days: Iterable[str]) -> AbstractContextManager[bool]:
+    """The locks of these days: a day's stored parts and its ledger counts change together under
+    its lock, so a reader holding it sees them agree."""
+    return lock(home, *(f"day:{day}" for day in days))
 
 
 @contextmanager

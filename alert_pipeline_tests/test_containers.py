@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from alert_pipeline.generate import generate_logs
+from alert_pipeline.home import source_id
 from alert_pipeline_tests.browser import CHROMEDRIVER, CHROMIUM, browse_asset_graph_and_report
 from alert_pipeline_tests.containers import (
     DATA,
@@ -84,24 +85,23 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
 
 HOLDER = """
 import os, time
-from alert_pipeline.home import Home, source_id
+from alert_pipeline.home import Home
 from alert_pipeline.ledger import lock
 from alert_pipeline.schema import COLUMNS
-home, name = Home("{data}"), "{name}"
-with lock(home, "source:" + source_id(name)):
-    (home.incoming / (name + ".part")).write_text(",".join(COLUMNS) + "\\n")
-    os.rename(home.incoming / (name + ".part"), home.incoming / name)
+home, landing = Home("{data}"), {landing!r}
+with lock(home, *{keys!r}):
+    if landing:
+        (home.incoming / (landing + ".part")).write_text(",".join(COLUMNS) + "\\n")
+        os.rename(home.incoming / (landing + ".part"), home.incoming / landing)
     open("/tmp/holder", "w").write(str(os.getpid()))
     time.sleep(600)
 """
 
 
-def hold_the_ingestion_lock(stack: PodmanStack) -> None:
-    """A process in user_code lands an empty log file (a header only) while it holds that file's
-    ingestion lock (until killed): every run that starts then waits at its first step, which
-    ingests what is pending. The name sorts first, so it is the first file a run waits for."""
-    stack.holders = getattr(stack, "holders", 0) + 1
-    holder = HOLDER.format(data=DATA, name=f"0000-hold-{stack.holders}.csv")
+def hold_locks(stack: PodmanStack, keys: list[str], landing: str = "") -> None:
+    """A process in user_code holds these locks of the home (until killed), after landing an
+    empty log file (a header only) named `landing` if given."""
+    holder = HOLDER.format(data=DATA, keys=keys, landing=landing)
     stack.exec("user_code", "rm", "-f", "/tmp/holder")
     stack.podman("exec", "-d", stack.container("user_code"), "python", "-c", holder)
     poll_until(
@@ -110,6 +110,14 @@ def hold_the_ingestion_lock(stack: PodmanStack) -> None:
         lambda: (bool(stack.exec("user_code", "cat", "/tmp/holder", check=False).strip()), None),
         stack.logs,
     )
+
+
+def hold_the_ingestion_lock(stack: PodmanStack) -> None:
+    """Land an empty log file while holding its ingestion lock: every ingestion run that starts
+    then waits at that file's step. The name sorts first, so it is the first step it runs."""
+    stack.holders = getattr(stack, "holders", 0) + 1
+    name = f"0000-hold-{stack.holders}.csv"
+    hold_locks(stack, [f"source:{source_id(name)}"], landing=name)
 
 
 def test_the_stack_runs_unprivileged_with_secrets_only_from_env(stack: PodmanStack) -> None:
@@ -151,9 +159,10 @@ def test_the_sensor_ingests_dropped_files_as_the_cli_does_and_backfills_queue(
     assert expected[REPORT_DAY]["incidents"], "the generator plants bursts"
 
     # A backfill of the week, two one-day backfills and a single run, while the test holds the
-    # home's ingestion lock inside user_code: every run waits at its first step, so what the
-    # queue starts shows its limits (4 runs, 2 of them of backfills).
-    hold_the_ingestion_lock(stack)
+    # week's day locks inside user_code: every run waits at its first step (validated_logs
+    # reconciles its days under their locks), so what the queue starts shows its limits (4 runs,
+    # 2 of them of backfills).
+    hold_locks(stack, [f"day:{day}" for day in DAYS])
     selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
 
     def backfill(days: list[str], synchronous: bool) -> str:

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from dagster import DagsterInstance, materialize
 
 from alert_pipeline import ingestion, ledger
+from alert_pipeline.assets import RECONCILE_CHECK, validated_logs
 from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import Home, source_id
 from alert_pipeline.ingestion import ingest_pending
-from alert_pipeline.ledger import STATE_URL_ENV, TABLE, lock, read_ledger, write_entry
+from alert_pipeline.ledger import STATE_URL_ENV, TABLE, day_lock, lock, read_ledger, write_entry
+from alert_pipeline.resources import AlertHome
 from alert_pipeline.warehouse import stored_rows
 from alert_pipeline_tests.cluster import POSTGRES_URL, postgres_problem
 from alert_pipeline_tests.helpers import need
@@ -52,9 +55,9 @@ def landing_of(home: Home, files: dict[str, int]) -> None:
         generate_logs(home.incoming, rows=rows, days=2, seed=seed, one_file=name)
 
 
-def in_thread(target, *args) -> tuple[threading.Thread, list]:
+def in_thread(target, *args, **kwargs) -> tuple[threading.Thread, list]:
     result: list = []
-    thread = threading.Thread(target=lambda: result.append(target(*args)), daemon=True)
+    thread = threading.Thread(target=lambda: result.append(target(*args, **kwargs)), daemon=True)
     thread.start()
     return thread, result
 
@@ -72,6 +75,39 @@ def test_different_files_ingest_at_once_while_one_file_waits_for_its_lock(state,
     waiting.join(timeout=60)
     assert [(o.name, o.status) for o in a_result[0]] == [("a.csv", "ingested")]
     assert set(read_ledger(home)) == {"a.csv", "b.csv"}
+
+
+def test_a_day_is_never_seen_with_a_file_half_swapped_in(state, tmp_path):
+    # A new version of a file is swapped in, and a day reconciled, only under the day's lock: while
+    # it is held, the ingestion writes neither parts nor ledger and validated_logs waits.
+    home = Home(tmp_path / "home").create()
+    landing_of(home, {"a.csv": 2_000})
+    ingest_pending(home, TR)
+    before = read_ledger(home)["a.csv"]
+    day = min(before["days"])
+    parts = {p: p.stat().st_mtime_ns for p in home.day_dir(day).glob("*.parquet")}
+    generate_logs(home.incoming, rows=3_000, days=2, seed=7, one_file="a.csv")
+    resources = {"alert_home": AlertHome(path=str(home.root), settle_seconds=0)}
+    with DagsterInstance.ephemeral() as instance:
+        with day_lock(home, [day]):
+            ingesting, outcomes = in_thread(ingest_pending, home, TR)
+            reconciling, results = in_thread(
+                materialize,
+                [validated_logs],
+                partition_key=day,
+                instance=instance,
+                resources=resources,
+            )
+            time.sleep(2)
+            assert ingesting.is_alive() and reconciling.is_alive()
+            assert read_ledger(home)["a.csv"] == before
+            assert {p: p.stat().st_mtime_ns for p in home.day_dir(day).glob("*.parquet")} == parts
+        ingesting.join(timeout=60)
+        reconciling.join(timeout=60)
+    assert [o.status for o in outcomes[0]] == ["ingested"]
+    checks = {c.check_name: c.passed for c in results[0].get_asset_check_evaluations()}
+    assert results[0].success and checks[RECONCILE_CHECK]
+    assert sum(c["read"] for c in read_ledger(home)["a.csv"]["days"].values()) == 3_000
 
 
 def test_one_content_under_two_names_at_once_is_stored_once(state, tmp_path, monkeypatch):
