@@ -1,7 +1,8 @@
 """Dagster assets: validated_logs → one asset per registered rule → alert_report, per UTC day.
 
-The assets write their own storage (see warehouse.py) and return metadata, so they stay thin and a
-run may cover a range of days (single-run backfills).
+The rules and the report write their own storage (see warehouse.py) and every asset returns
+metadata, so they stay thin and a run may cover a range of days (single-run backfills);
+`validated_logs` reads what `ingest_job` (jobs.py) stored.
 """
 
 import warnings
@@ -151,7 +152,12 @@ def validated_logs(
         ["| day | read | stored | quarantined |", "|---|---:|---:|---:|"]
         + [f"| {d} | {c.read} | {c.stored} | {c.quarantined} |" for d, c in days.items()]
     )
-    totals = {"records_read": read, "records_stored": stored, "records_quarantined": quarantined}
+    totals = {
+        "records_read": read,
+        "records_stored": stored,
+        "records_quarantined": quarantined,
+        "landing_files_waiting": len(waiting),
+    }
     per_day = {
         day: {
             **count_metadata(counts),

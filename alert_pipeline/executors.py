@@ -4,7 +4,7 @@ By default every run executes in one process (`in_process_executor`): a day's fe
 pay a process start each, and the `AlertHome` resource holds the run's lock (runs.py) for the
 whole run. With `ALERT_PIPELINE_EXECUTOR=celery` each step is a Celery task on the broker of
 `ALERT_PIPELINE_CELERY_BROKER` (default RabbitMQ on 127.0.0.1 as guest), executed by whichever
-`celery -A dagster_celery.app worker` takes it, on any machine (docs/deploying.md, *Scaling*).
+`celery -A alert_pipeline.celery_app worker` takes it, on any machine (docs/deploying.md, *Scaling*).
 With `ALERT_PIPELINE_EXECUTOR=k8s` each step is a Kubernetes Job from the run's image, with the
 run launcher's environment (deploy/helm/values.yaml). Steps of one run then live in several
 processes, so a run's liveness is left to Dagster's run monitoring instead of the run lock.

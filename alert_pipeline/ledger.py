@@ -187,7 +187,12 @@ def lock(home: Home, *keys: str, wait: bool = True) -> Iterator[bool]:
     it runs on; a holder that dies releases them. Several are taken in sorted order, so holders
     of several never deadlock. Yields whether they are held (always, when `wait`; else only if
     they were free)."""
-    digests = [hashlib.sha256(f"{home.location}\0{key}".encode()).digest() for key in sorted(keys)]
+    if not keys:
+        yield True
+        return
+    digests = [
+        hashlib.sha256(f"{home.location}\0{key}".encode()).digest() for key in sorted(set(keys))
+    ]
     if url := state_url():
         connection = connect(url)  # its own session: the locks live as long as it
         try:

@@ -8,7 +8,7 @@ interrupted an earlier run (a kill, a full disk, a lost container) is finished b
 2. days whose outputs are stale (freshness.py) get `daily_alerts_job` runs, one per range of
    consecutive days, once no ingestion is under way.
 A run that fails is retried at once, then after RETRY_SECONDS; after MAX_ATTEMPTS failures on the
-same inputs the sensor waits until they change (the daily schedule still tries once a day). The
+same inputs the sensor waits until they change or the failures are older than HISTORY. The
 content hash lives in the ledger: the ingestion computes it, so a tick never reads file bodies.
 """
 
@@ -108,14 +108,17 @@ class TickPlan:
 def _run_key(
     what: str, prefix: str, inputs: str, history: RunHistory, now: float, notes: list[str]
 ) -> str | None:
-    """The run key of the next attempt on `inputs`, or None (with a note) to wait."""
+    """The run key of the next attempt on `inputs`, or None (with a note) to wait. Keys carry the
+    HISTORY period: once failures are older than that, a new try on the same inputs needs a key
+    Dagster has not seen (it skips a sensor's run key it launched before)."""
+    period = int(now // HISTORY.total_seconds())
     attempts = history.attempts.get(inputs)
     if attempts is None:
-        return f"{prefix}:{inputs}:0"
+        return f"{prefix}:{inputs}:{period}:0"
     if attempts.failed >= MAX_ATTEMPTS:
         notes.append(
             f"{what}: {attempts.failed} runs failed on the same inputs, the last "
-            f"{attempts.last_run_id}; not retried until they change"
+            f"{attempts.last_run_id}; not retried until they change or a day has passed"
         )
         return None
     retry_at = attempts.last_end + RETRY_SECONDS * (2 ** (attempts.failed - 1) - 1)
@@ -123,7 +126,7 @@ def _run_key(
         when = dt.datetime.fromtimestamp(retry_at, dt.UTC).strftime("%H:%M:%S UTC")
         notes.append(f"{what}: run {attempts.last_run_id} failed; tried again at {when}")
         return None
-    return f"{prefix}:{inputs}:{attempts.failed}"
+    return f"{prefix}:{inputs}:{period}:{attempts.failed}"
 
 
 def plan_ingestion(

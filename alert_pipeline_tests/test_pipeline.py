@@ -1,5 +1,6 @@
-"""The Dagster wiring: Definitions load, partitioned materializations write Parquet, incidents and
-reports, the blocking check guards the chain, and a burst across midnight is reported once."""
+"""The Dagster wiring: Definitions load, `ingest_job` writes Parquet and partitioned
+materializations write incidents and reports (and no day's data), the blocking check guards the
+chain, and a burst across midnight is reported once."""
 
 import json
 import logging
@@ -135,7 +136,9 @@ def test_incident_starting_before_midnight_keeps_its_full_extent(tmp_path: Path,
     assert report(tmp_path, "2021-09-11")["incidents"] == []
 
 
-def test_materialize_writes_parquet_checks_and_metadata(tmp_path: Path, instance) -> None:
+def test_ingest_then_materialize_writes_parquet_checks_and_metadata(
+    tmp_path: Path, instance
+) -> None:
     records = [record(date=epoch("2021-09-10", 100 + i), bundle_id=f"b{i % 2}") for i in range(12)]
     bad = record(date="not-a-date")
     write_csv(tmp_path / "incoming" / "f.csv", [*records, bad])

@@ -42,6 +42,7 @@ from alert_pipeline.runs import (
     run_history,
 )
 from alert_pipeline.sensors import (
+    HISTORY,
     MAX_FILES_PER_TICK,
     RETRY_SECONDS,
     LandingCursor,
@@ -468,10 +469,14 @@ def test_a_failed_run_is_retried_at_once_then_later_then_no_more() -> None:
     assert gave_up == []
     assert notes == [
         "days 2021-09-10…2021-09-10: 3 runs failed on the same inputs, the last r-last; "
-        "not retried until they change"
+        "not retried until they change or a day has passed"
     ]
     [fresh], _ = plan_days(history(3, 0.0), 1e9, {"2021-09-10": "s2"})  # new data
     assert fresh.run_key.endswith(":0") and fresh.inputs != request.inputs
+    # A day later the failures are out of the history: a new try, under a key never used (Dagster
+    # would skip the first one's key).
+    [next_day], _ = plan_days(RunHistory(), 1000.0 + HISTORY.total_seconds())
+    assert next_day.run_key.endswith(":0") and next_day.run_key != request.run_key
 
 
 def test_stale_days_wait_while_files_are_ingested() -> None:
