@@ -134,9 +134,11 @@ class PodmanStack:
     @contextmanager
     def running(self) -> Iterator["PodmanStack"]:
         """Up and healthy; afterwards down, with nothing of it left (containers, volumes, the API
-        socket)."""
+        socket, the healthcheck pump)."""
+        pumps: list[int] = []
         try:
             up = self.up()
+            pumps.append(int((self.state / "pump.pid").read_text()))
             healthy = self.wait_healthy()
             print(f"up in {up:.0f} s (image built), healthy {healthy:.0f} s later")
             yield self
@@ -149,6 +151,8 @@ class PodmanStack:
                 volumes,
             )
             assert not (self.state / "podman.sock").exists()
+            time.sleep(0.5)
+            assert not [pid for pid in pumps if Path(f"/proc/{pid}").exists()], "pump left"
 
     def compose(self, *args: str, timeout: float = 300) -> str:
         return self._run(["docker-compose", *args], timeout=timeout)
