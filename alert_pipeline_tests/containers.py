@@ -54,6 +54,15 @@ def podman_problem() -> str | None:
     return None
 
 
+def _running(pid: int) -> bool:
+    """Whether a process runs (a killed one whose parent is gone may linger as a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 @dataclass
 class PodmanStack:
     """One Compose project (a copy of the repository's tracked files and a generated .env) and
@@ -152,7 +161,7 @@ class PodmanStack:
             )
             assert not (self.state / "podman.sock").exists()
             time.sleep(0.5)
-            assert not [pid for pid in pumps if Path(f"/proc/{pid}").exists()], "pump left"
+            assert not [pid for pid in pumps if _running(pid)], "the healthcheck pump is left"
 
     def compose(self, *args: str, timeout: float = 300) -> str:
         return self._run(["docker-compose", *args], timeout=timeout)
