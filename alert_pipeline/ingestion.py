@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alert_pipeline.atomic import move, remove, write_atomic
+from alert_pipeline.batch_typing import TimeRange
+from alert_pipeline.header import FileRejected, read_header
 from alert_pipeline.home import (
     UNDATED,
     Home,
@@ -35,7 +37,6 @@ from alert_pipeline.ledger import (
     remove_claim_temps,
     write_entry,
 )
-from alert_pipeline.loader import FileRejected, TimeRange, read_header
 from alert_pipeline.objects import object_home
 from alert_pipeline.progress import Progress
 from alert_pipeline.staging import Staged, stage

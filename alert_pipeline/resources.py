@@ -21,10 +21,10 @@ from dagster import (
 from upath import UPath
 
 from alert_pipeline.atomic import atomic_file
+from alert_pipeline.batch_typing import TimeRange
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.executors import distributed
 from alert_pipeline.home import Home
-from alert_pipeline.loader import TimeRange
 from alert_pipeline.objects import synced_file
 from alert_pipeline.rules import day_start_us
 from alert_pipeline.runs import holding_run_lock

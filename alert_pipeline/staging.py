@@ -14,14 +14,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alert_pipeline.atomic import StagedFile
+from alert_pipeline.batch_typing import Rejections, TimeRange
+from alert_pipeline.header import Header
 from alert_pipeline.home import Home
 from alert_pipeline.ledger import DayCounts
 from alert_pipeline.loader import (
     LARGE_BLOCK_SIZE,
-    Header,
     RecordTooLarge,
-    Rejections,
-    TimeRange,
     UndecodableRecord,
     read_batches,
     renumber,

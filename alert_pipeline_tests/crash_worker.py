@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 from alert_pipeline import runner
+from alert_pipeline.batch_typing import TimeRange
 from alert_pipeline.cli import main as cli_main
 from alert_pipeline.home import Home
 from alert_pipeline.ingestion import ingest_pending
-from alert_pipeline.loader import TimeRange
 
 KILL_BEFORE_REPLACE = "ALERT_PIPELINE_TEST_KILL_BEFORE_REPLACE"
 KILL_AFTER_INGEST = "ALERT_PIPELINE_TEST_KILL_AFTER_INGEST"

@@ -39,11 +39,11 @@ from hypothesis import strategies as st
 
 from alert_pipeline import loader, staging
 from alert_pipeline.assets import alert_report, rule_assets, validated_logs
+from alert_pipeline.batch_typing import TimeRange
 from alert_pipeline.generate import generate_logs
 from alert_pipeline.home import UNDATED, Home, source_id
 from alert_pipeline.ingestion import ingest_pending
 from alert_pipeline.ledger import day_counts, read_ledger
-from alert_pipeline.loader import TimeRange
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import DEFAULT_SEVERITIES, day_start_us
 from alert_pipeline.schema import COLUMNS

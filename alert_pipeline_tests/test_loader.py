@@ -29,8 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pandera import Check
 
-from alert_pipeline import loader
-from alert_pipeline.loader import FileRejected, TimeRange, read_batches, read_header, renumber
+from alert_pipeline import batch_typing, loader
+from alert_pipeline.batch_typing import TimeRange
+from alert_pipeline.header import FileRejected, read_header
+from alert_pipeline.loader import read_batches, renumber
 from alert_pipeline.schema import (
     ARROW_SCHEMA,
     BOOLEAN_COLUMNS,
@@ -624,12 +626,12 @@ def test_a_record_the_pandera_model_rejects_gets_its_own_reason(tmp_path, monkey
     """The Pandera model is the source of truth: a check added there must reject exactly the
     failing record, with a reason naming the column (here: a stricter country_code)."""
 
-    model = loader.record_schema
+    model = batch_typing.record_schema
 
     def stricter(start_us: int, end_us: int) -> pandera.DataFrameSchema:
         return model(start_us, end_us).update_column("country_code", checks=[Check.isin(["KZ"])])
 
-    monkeypatch.setattr(loader, "record_schema", stricter)
+    monkeypatch.setattr(batch_typing, "record_schema", stricter)
     records = [record(), record(country_code="GE"), record(gdpr="x"), record()]
     path = write(tmp_path, "p.csv", csv_text(records))
     loaded = load(path)

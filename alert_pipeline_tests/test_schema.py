@@ -9,7 +9,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alert_pipeline.loader import TimeRange, read_batches
+from alert_pipeline.batch_typing import TimeRange
+from alert_pipeline.loader import read_batches
 from alert_pipeline.schema import (
     ARROW_SCHEMA,
     COLUMNS,

@@ -25,10 +25,10 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
+from alert_pipeline.batch_typing import TimeRange
 from alert_pipeline.home import Home
 from alert_pipeline.ingestion import ingest_pending
 from alert_pipeline.ledger import day_counts, read_ledger
-from alert_pipeline.loader import TimeRange
 from alert_pipeline.rules import DEFAULT_SEVERITIES, SlidingWindowRule
 from alert_pipeline.schema import ARROW_SCHEMA, BOOLEAN_COLUMNS, CATEGORY_COLUMNS, COLUMNS
 from alert_pipeline.warehouse import (
