@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from alert_pipeline import generate
 from alert_pipeline.generate import GeneratedLogs, generate_logs
 from alert_pipeline.schema import COLUMNS
+from alert_pipeline.synthetic_population import FATAL_SHARE
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample_logs.csv"
@@ -213,7 +214,7 @@ def test_severity_mostly_non_fatal_with_a_fatal_background(
     assert severities & {"fatal", "FATAL"}
     planted = sum(b.events for b in logs.planted) / len(records)
     background = sum(map(is_fatal, records)) / len(records) - planted
-    assert generate.FATAL_SHARE / 2 < background < generate.FATAL_SHARE * 1.5
+    assert FATAL_SHARE / 2 < background < FATAL_SHARE * 1.5
 
 
 def test_sdk_dates_mix_locale_formats_and_follow_the_device_clock(
