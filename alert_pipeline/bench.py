@@ -28,7 +28,10 @@ equal across competitors and repeats, and every competitor must have loaded all 
 project the set is computed from the warehouse it wrote (outside the timed part), and its stored
 incidents are checked against the breach events too. A disagreement fails the command.
 
-Only the standard library is imported at module level, so the CLI and the launcher stay light.
+This module is the driver: the input, the launches, the summary and the table. What each
+competitor runs in its child is in `bench_competitors.py`, the breach events they must agree on and
+the check in `bench_fairness.py`. Only the standard library is imported at module level in all
+three, so the CLI and the launcher stay light.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import resource
 import shlex
 import shutil
 import statistics
@@ -46,16 +48,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+
+from alert_pipeline.bench_competitors import CSV_NAME, RESULT_NAME, place_input
+from alert_pipeline.bench_fairness import (
+    breaches_from_json,
+    check_agreement,
+    home_figures,
+    incidents_from_breaches,
+)
 
 COMPETITORS: tuple[str, ...] = ("project", "project_dagster", "polars", "duckdb", "pandas_seed")
 COPIES = ("polars", "duckdb")  # their runs also give the bare copy's figures (`<name>_copy`)
 REFERENCE = "polars_copy"
 DEFAULT_WORK = "/tmp/alert-pipeline-bench"
 DEFAULT_START = dt.date(2021, 9, 10)
-CSV_NAME = "bench.csv"
-RESULT_NAME = "result.json"
 LAUNCH_NAME = "launch.json"
 LOG_NAME = "output.log"
 
@@ -75,369 +83,9 @@ with open(out, "w") as handle:
                "sys_s": usage.ru_stime}, handle)
 """
 
-# The 24 columns' types for the copies (DuckDB's names): what the project stores, minus
-# dictionary encoding.
-DUCKDB_TYPES = {"date": "DOUBLE", "error_code": "BIGINT"} | {
-    name: "BOOLEAN" for name in ("test_mode", "gdpr", "ccpa")
-}
-
-BreachSets = dict[str, set[tuple[str | None, int]]]
-
 
 def default_work_dir() -> str:
     return os.environ.get("ALERT_PIPELINE_BENCH_DIR", DEFAULT_WORK)
-
-
-def _self_maxrss_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-# --- the exact breach events --------------------------------------------------------------------
-
-
-def breach_events(
-    times_us: Sequence[int],
-    groups: Sequence | None,
-    threshold: int,
-    window_us: int,
-    labels: Sequence | None = None,
-) -> set[tuple[str | None, int]]:
-    """(group, time) of every event time t at which more than `threshold` events of the group
-    fall in (t − W, t]. Defined on times, so it does not depend on how ties are ordered.
-
-    `groups` holds each event's group label, or integer codes into `labels` when given."""
-    import numpy as np
-
-    times = np.asarray(times_us, dtype=np.int64)
-    if groups is None:
-        labels, codes = [None], np.zeros(len(times), dtype=np.int64)
-    elif labels is not None:
-        codes = np.asarray(groups, dtype=np.int64)
-    else:
-        values = np.asarray(groups, dtype=object)
-        labels = sorted(set(values.tolist()), key=lambda v: (v is None, str(v)))
-        index = {value: code for code, value in enumerate(labels)}
-        codes = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
-    order = np.lexsort((times, codes))
-    times, codes = times[order], codes[order]
-    bounds = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [len(times)]])
-    found: set[tuple[str | None, int]] = set()
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        if end - start <= threshold:
-            continue
-        ts = times[start:end]
-        counts = np.searchsorted(ts, ts, side="right") - np.searchsorted(
-            ts, ts - window_us, side="right"
-        )
-        label = labels[codes[start]]
-        group = None if label is None else str(label)
-        found.update((group, int(t)) for t in np.unique(ts[counts > threshold]))
-    return found
-
-
-def incidents_from_breaches(
-    breaches: Iterable[tuple[str | None, int]], window_us: int
-) -> set[tuple[str | None, int, int]]:
-    """(group, first breach, last breach) of each run of breach times less than W apart."""
-    by_group: dict[str | None, list[int]] = {}
-    for group, time_us in breaches:
-        by_group.setdefault(group, []).append(time_us)
-    incidents = set()
-    for group, times in by_group.items():
-        times.sort()
-        first = times[0]
-        for previous, current in zip(times, times[1:], strict=False):
-            if current - previous >= window_us:
-                incidents.add((group, first, previous))
-                first = current
-        incidents.add((group, first, times[-1]))
-    return incidents
-
-
-def _from_json(document: dict[str, list]) -> BreachSets:
-    return {rule: {(g, int(t)) for g, t in found} for rule, found in document.items()}
-
-
-def home_figures(home_path: Path) -> dict:
-    """From a home a project competitor wrote: records stored / quarantined, breach events per
-    rule recomputed from the warehouse, and problems if its stored incidents do not match them."""
-    from alert_pipeline.home import Home
-    from alert_pipeline.ledger import days_with_data, read_ledger
-    from alert_pipeline.registry import RULES
-    from alert_pipeline.warehouse import read_events
-
-    home = Home(home_path)
-    days = sorted(days_with_data(home))
-    ledger = read_ledger(home).values()
-    stored = sum(c["stored"] for entry in ledger for c in entry["days"].values())
-    quarantined = sum(c["quarantined"] for entry in ledger for c in entry["days"].values())
-    breaches: BreachSets = {}
-    problems = []
-    for rule in RULES:
-        events = read_events(home, rule, days)
-        found = breach_events(
-            events.times_us,
-            events.groups,
-            rule.threshold,
-            rule.window_us,
-            getattr(events, "labels", None),  # codes + labels once storage hands them so
-        )
-        breaches[rule.name] = found
-        stored_incidents = set()
-        for path in sorted((home.incidents / rule.name).glob("day=*.json")):
-            for record in json.loads(path.read_text())["incidents"]:
-                stored_incidents.add(
-                    (record["group"], record["start_us"], record["last_breach_us"])
-                )
-        expected = incidents_from_breaches(found, rule.window_us)
-        if stored_incidents != expected:
-            problems.append(
-                f"{rule.name}: stored incidents do not match the breach events "
-                f"({len(stored_incidents - expected)} unexpected, "
-                f"{len(expected - stored_incidents)} missing)"
-            )
-    return {
-        "rows": stored + quarantined,
-        "quarantined": quarantined,
-        "breaches": breaches,
-        "problems": problems,
-    }
-
-
-# --- the competitors, run inside the child process ----------------------------------------------
-
-
-def run_project(csv: Path, scratch: Path) -> dict:
-    """The project's own code in this process, as the assets run it, without Dagster."""
-    from alert_pipeline.home import Home
-    from alert_pipeline.ingestion import ingest_pending
-    from alert_pipeline.ledger import days_with_data
-    from alert_pipeline.pipeline import detect_and_store, report_day
-    from alert_pipeline.registry import RULES
-    from alert_pipeline.resources import AlertHome
-
-    home = Home(scratch / "home").create()
-    _place(csv, home.incoming / CSV_NAME)
-    rss_after_imports = _self_maxrss_kb()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    outcomes = ingest_pending(home, AlertHome(path=str(home.root)).time_range())
-    ingested = time.perf_counter()
-    days = sorted(days_with_data(home))
-    for rule in RULES:  # as the rule assets: one per rule, each over the days of the run
-        for day in days:
-            detect_and_store(home, rule, day)
-    detected = time.perf_counter()
-    for day in days:  # as the alert_report asset
-        report_day(home, day)
-    end = time.perf_counter()
-    return {
-        "wall_s": end - start,
-        "cpu_s": time.process_time() - cpu_start,
-        "phases": {
-            "ingest_s": ingested - start,
-            "rules_s": detected - ingested,
-            "report_s": end - detected,
-        },
-        "rows": sum(o.read for o in outcomes),
-        "rss_after_imports_kb": rss_after_imports,
-    }
-
-
-def _sql_text(value: str | Path) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def duckdb_columns() -> str:
-    """The `columns={...}` struct of read_csv: the 24 columns with explicit types."""
-    from alert_pipeline.schema import COLUMNS
-
-    return "{" + ", ".join(f"'{c}': '{DUCKDB_TYPES.get(c, 'VARCHAR')}'" for c in COLUMNS) + "}"
-
-
-def duckdb_rule_sql(parquet: Path, rule) -> str:
-    """Breach events of one rule: the time of the row `threshold` rows earlier in the group is
-    within W. Not `RANGE BETWEEN INTERVAL … PRECEDING`, whose frame includes both ends."""
-    severities = ", ".join(_sql_text(s) for s in sorted(rule.severities))
-    group = rule.group_by or "NULL::VARCHAR"
-    partition = "PARTITION BY g " if rule.group_by else ""
-    return f"""
-        WITH events AS (
-            SELECT {group} AS g, CAST(round(date * 1000000) AS BIGINT) AS t
-            FROM read_parquet({_sql_text(parquet)})
-            WHERE lower(trim(severity)) IN ({severities})
-        ), lagged AS (
-            SELECT g, t, LAG(t, {rule.threshold}) OVER ({partition}ORDER BY t) AS t_k FROM events
-        )
-        SELECT DISTINCT g, t FROM lagged WHERE t_k > t - {rule.window_us}
-    """
-
-
-def run_duckdb(csv: Path, scratch: Path) -> dict:
-    import duckdb
-
-    from alert_pipeline.registry import RULES
-
-    parquet = scratch / "logs.parquet"
-    rss_after_imports = _self_maxrss_kb()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    connection = duckdb.connect()
-    connection.execute(
-        f"COPY (SELECT * FROM read_csv({_sql_text(csv)}, header = true, delim = ',', "
-        f"quote = '\"', escape = '\"', columns = {duckdb_columns()})) "
-        f"TO {_sql_text(parquet)} (FORMAT parquet, COMPRESSION zstd)"
-    )
-    copied, copy_cpu = time.perf_counter(), time.process_time() - cpu_start
-    rss_after_copy = _self_maxrss_kb()
-    found = {
-        rule.name: connection.execute(duckdb_rule_sql(parquet, rule)).fetchall() for rule in RULES
-    }
-    end, cpu = time.perf_counter(), time.process_time() - cpu_start
-    rows = connection.execute(f"SELECT count(*) FROM read_parquet({_sql_text(parquet)})").fetchone()
-    connection.close()
-    return {
-        "wall_s": end - start,
-        "cpu_s": cpu,
-        "copy_s": copied - start,
-        "copy_cpu_s": copy_cpu,
-        "phases": {"copy_s": copied - start, "rules_s": end - copied},
-        "rows": int(rows[0]),
-        "breaches": {name: [(g, int(t)) for g, t in rows] for name, rows in found.items()},
-        "rss_after_imports_kb": rss_after_imports,
-        "rss_after_copy_kb": rss_after_copy,
-    }
-
-
-def polars_schema() -> dict:
-    """The 24 columns with explicit Polars types (those of the DuckDB copy)."""
-    import polars as pl
-
-    from alert_pipeline.schema import COLUMNS
-
-    types = {"DOUBLE": pl.Float64, "BIGINT": pl.Int64, "BOOLEAN": pl.Boolean}
-    return {c: types.get(DUCKDB_TYPES.get(c, ""), pl.String) for c in COLUMNS}
-
-
-def polars_rule(parquet: Path, rule):
-    """Breach events of one rule as a lazy Polars query: the time of the event `threshold`
-    events earlier in the group is within W (as `duckdb_rule_sql`)."""
-    import polars as pl
-
-    group = pl.col(rule.group_by) if rule.group_by else pl.lit(None, pl.String)
-    micros = (pl.col("date") * 1_000_000).round().cast(pl.Int64)
-    severity = pl.col("severity").str.strip_chars().str.to_lowercase()
-    earlier = pl.col("t").shift(rule.threshold)
-    return (
-        pl.scan_parquet(parquet)
-        .filter(severity.is_in(sorted(rule.severities)))
-        .select(g=group, t=micros)
-        .sort("g", "t")
-        .with_columns(t_k=earlier.over("g") if rule.group_by else earlier)
-        .filter(pl.col("t_k") > pl.col("t") - rule.window_us)
-        .select("g", "t")
-        .unique()
-    )
-
-
-def run_polars(csv: Path, scratch: Path) -> dict:
-    import polars as pl
-
-    from alert_pipeline.registry import RULES
-
-    parquet = scratch / "logs.parquet"
-    rss_after_imports = _self_maxrss_kb()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    pl.scan_csv(csv, schema=polars_schema()).sink_parquet(parquet, compression="zstd")
-    copied, copy_cpu = time.perf_counter(), time.process_time() - cpu_start
-    rss_after_copy = _self_maxrss_kb()
-    found = {rule.name: polars_rule(parquet, rule).collect().rows() for rule in RULES}
-    end, cpu = time.perf_counter(), time.process_time() - cpu_start
-    return {
-        "wall_s": end - start,
-        "cpu_s": cpu,
-        "copy_s": copied - start,
-        "copy_cpu_s": copy_cpu,
-        "phases": {"copy_s": copied - start, "rules_s": end - copied},
-        "rows": pl.scan_parquet(parquet).select(pl.len()).collect().item(),
-        "breaches": {name: [(g, int(t)) for g, t in rows] for name, rows in found.items()},
-        "rss_after_imports_kb": rss_after_imports,
-        "rss_after_copy_kb": rss_after_copy,
-    }
-
-
-def run_pandas_seed(csv: Path, scratch: Path) -> dict:
-    """What users start from: the whole file in a DataFrame and `rolling(...).count()`."""
-    import pandas as pd
-
-    from alert_pipeline.registry import RULES
-
-    rss_after_imports = _self_maxrss_kb()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    frame = pd.read_csv(
-        csv, dtype={"severity": "category", "os": "category", "bundle_id": "category"}
-    )
-    # Float seconds → datetime, rounded to whole µs as the project does: `unit="s"` on the floats
-    # is off by some ns, which could flip events exactly W apart.
-    frame["date"] = pd.to_datetime((frame["date"] * 1e6).round().astype("int64"), unit="us")
-    loaded = time.perf_counter()
-    results = {}
-    for rule in RULES:
-        fatal = frame[frame["severity"].str.strip().str.lower().isin(rule.severities)]
-        fatal = fatal.assign(n=1).set_index("date").sort_index()
-        window = f"{rule.window_us}us"
-        if rule.group_by is None:
-            counts = fatal["n"].rolling(window).count()
-        else:
-            counts = fatal.groupby(rule.group_by, observed=True)["n"].rolling(window).count()
-        results[rule] = counts[counts > rule.threshold]
-    end, cpu = time.perf_counter(), time.process_time() - cpu_start
-    breaches = {}
-    for rule, hits in results.items():
-        if rule.group_by is None:
-            pairs = [(None, t) for t in hits.index.as_unit("us").asi8]
-        else:
-            times = hits.index.get_level_values("date").as_unit("us").asi8
-            groups = hits.index.get_level_values(rule.group_by).astype(str)
-            pairs = list(zip(groups, times.tolist(), strict=True))
-        breaches[rule.name] = sorted(
-            {(g, int(t)) for g, t in pairs}, key=lambda e: (e[0] or "", e[1])
-        )
-    return {
-        "wall_s": end - start,
-        "cpu_s": cpu,
-        "phases": {"read_s": loaded - start, "rules_s": end - loaded},
-        "rows": len(frame),
-        "breaches": breaches,
-        "rss_after_imports_kb": rss_after_imports,
-    }
-
-
-WORKERS = {
-    "project": run_project,
-    "polars": run_polars,
-    "duckdb": run_duckdb,
-    "pandas_seed": run_pandas_seed,
-}
-
-
-def _place(source: Path, target: Path) -> None:
-    """The input file in a competitor's folder: a hard link when possible, else a copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def worker_main(argv: Sequence[str]) -> int:
-    """`python -m alert_pipeline.bench worker COMPETITOR CSV SCRATCH`: run, write result.json."""
-    _, competitor, csv, scratch = argv
-    result = WORKERS[competitor](Path(csv), Path(scratch))
-    result["maxrss_self_kb"] = _self_maxrss_kb()
-    (Path(scratch) / RESULT_NAME).write_text(json.dumps(result))
-    return 0
-
-
-# --- the driver ---------------------------------------------------------------------------------
 
 
 class BenchFailed(Exception):
@@ -495,14 +143,14 @@ def run_once(competitor: str, csv: Path, scratch: Path) -> dict:
     if competitor == "project_dagster":
         home = scratch / "home"
         (home / "incoming").mkdir(parents=True)
-        _place(csv, home / "incoming" / CSV_NAME)
+        place_input(csv, home / "incoming" / CSV_NAME)
         launch = _launch(_cli_argv(home), scratch)
         result: dict = {
             "wall_s": launch["process_s"],
             "cpu_s": launch["user_s"] + launch["sys_s"],
         }
     else:
-        argv = [sys.executable, "-m", "alert_pipeline.bench", "worker", competitor]
+        argv = [sys.executable, "-m", "alert_pipeline.bench_competitors", "worker", competitor]
         launch = _launch([*argv, str(csv), str(scratch)], scratch)
         result = {}
         if launch["exit_code"] == 0:
@@ -524,7 +172,7 @@ def run_once(competitor: str, csv: Path, scratch: Path) -> dict:
             rows=figures["rows"], breaches=figures["breaches"], problems=figures["problems"]
         )
     else:
-        result["breaches"] = _from_json(result["breaches"])
+        result["breaches"] = breaches_from_json(result["breaches"])
     return result
 
 
@@ -562,32 +210,6 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             found[package] = "absent"
     return found
-
-
-def check_agreement(runs: dict[str, list[dict]], rows: int) -> list[str]:
-    """Problems that make the comparison unfair: a competitor that did not load every record, or
-    whose breach events differ from the first competitor's (or from its own other repeats)."""
-    problems = []
-    reference_name, reference = None, None
-    for competitor, results in runs.items():
-        for number, result in enumerate(results, start=1):
-            label = f"{competitor} (run {number})"
-            problems += [f"{label}: {p}" for p in result.get("problems", [])]
-            if result["rows"] != rows:
-                problems.append(f"{label}: loaded {result['rows']} records, not {rows}")
-            if reference is None:
-                reference_name, reference = label, result["breaches"]
-                continue
-            for rule in sorted(set(reference) | set(result["breaches"])):
-                mine, theirs = result["breaches"].get(rule, set()), reference.get(rule, set())
-                if mine != theirs:
-                    extra, missing = sorted(mine - theirs), sorted(theirs - mine)
-                    problems.append(
-                        f"{label} vs {reference_name}, {rule}: {len(mine)} vs {len(theirs)} "
-                        f"breach events; {len(extra)} only in {competitor} (e.g. {extra[:3]}), "
-                        f"{len(missing)} missing (e.g. {missing[:3]})"
-                    )
-    return problems
 
 
 def summarize(runs: dict[str, list[dict]], rows: int) -> dict[str, dict]:
@@ -771,7 +393,3 @@ def _window_us(rule_name: str) -> int:
     from alert_pipeline.registry import RULES
 
     return next(rule.window_us for rule in RULES if rule.name == rule_name)
-
-
-if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1:]))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alert_pipeline import bench
+from alert_pipeline import bench, bench_competitors, bench_fairness
 from alert_pipeline.cli import main
 from alert_pipeline.registry import RULES
 
@@ -70,17 +70,17 @@ def test_bench_command_runs_every_competitor_and_they_agree(
 def test_workers_in_process_report_the_same_breach_events(work: Path, small_csv: Path) -> None:
     """The same competitors without the child process (so that coverage sees them)."""
     found = {}
-    for name, worker in bench.WORKERS.items():
+    for name, worker in bench_competitors.WORKERS.items():
         scratch = work / f"in-process-{name}"
         scratch.mkdir()
         result = worker(small_csv, scratch)
         assert result["rows"] == ROWS and result["wall_s"] > 0
         if name == "project":
-            figures = bench.home_figures(scratch / "home")
+            figures = bench_fairness.home_figures(scratch / "home")
             assert figures["problems"] == [] and figures["rows"] == ROWS
             found[name] = figures["breaches"]
         else:
-            found[name] = bench._from_json(result["breaches"])
+            found[name] = bench_fairness.breaches_from_json(result["breaches"])
     assert found["project"] == found["polars"] == found["duckdb"] == found["pandas_seed"]
     assert all(found["project"][rule.name] for rule in RULES)
 
@@ -105,14 +105,14 @@ def test_breach_events_match_the_definition_with_ties_and_exact_window_edges() -
         groups = [labels[c] for c in codes]
         for grouped in (None, groups):
             expected = brute_force_breaches(times.tolist(), grouped, 3, 20)
-            assert bench.breach_events(times, grouped, 3, 20) == expected
+            assert bench_fairness.breach_events(times, grouped, 3, 20) == expected
         # Dictionary-encoded groups: integer codes into labels.
-        assert bench.breach_events(times, codes, 3, 20, labels) == expected
+        assert bench_fairness.breach_events(times, codes, 3, 20, labels) == expected
 
 
 def test_incidents_from_breaches_split_at_gaps_of_one_window() -> None:
     breaches = {(None, 0), (None, 5), (None, 15), (None, 25), ("x", 1)}
-    assert bench.incidents_from_breaches(breaches, 10) == {
+    assert bench_fairness.incidents_from_breaches(breaches, 10) == {
         (None, 0, 5),
         (None, 15, 15),
         (None, 25, 25),
