@@ -29,18 +29,14 @@ from dagster import (
     asset_check,
 )
 
+from alert_pipeline.day_report import DayReport, iso_utc
 from alert_pipeline.home import UNDATED
 from alert_pipeline.ingestion import pending_files
 from alert_pipeline.ledger import DayCounts, day_counts, day_lock, read_ledger, undated_records
 from alert_pipeline.partitions import backfill_policy, daily_partitions
 from alert_pipeline.pipeline import detect_and_store, report_day
 from alert_pipeline.registry import RULES
-from alert_pipeline.report import (
-    DayReport,
-    escape_markdown,
-    iso_utc,
-    render_markdown,
-)
+from alert_pipeline.report_pages import escape_markdown, render_markdown
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import (
     Incident,

@@ -21,7 +21,7 @@ from alert_pipeline.notifications.config import config_path, load_notifications
 from alert_pipeline.notifications.outbox import open_outbox
 from alert_pipeline.partitions import backfill_policy, daily_partitions
 from alert_pipeline.pipeline import RULE_NAMES, notify_days
-from alert_pipeline.report import escape_markdown
+from alert_pipeline.report_pages import escape_markdown
 from alert_pipeline.resources import AlertHome
 
 CONFIG_CHECK = "notification_config"

@@ -6,6 +6,7 @@ The assets, `alert-pipeline bench` and the tests call these, so they all run the
 import datetime as dt
 import time
 
+from alert_pipeline.day_report import DayReport
 from alert_pipeline.errors import PipelineError
 from alert_pipeline.freshness import (
     day_states,
@@ -21,7 +22,8 @@ from alert_pipeline.notifications.decisions import DayDecisions, decide
 from alert_pipeline.notifications.delivery import Delivery, deliver
 from alert_pipeline.notifications.outbox import day_summaries, open_outbox
 from alert_pipeline.registry import RULES
-from alert_pipeline.report import DayReport, plot_fatal_per_minute, write_report
+from alert_pipeline.report import write_report
+from alert_pipeline.report_plot import plot_fatal_per_minute
 from alert_pipeline.rules import (
     DEFAULT_SEVERITIES,
     DayDetection,

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from dagster import DagsterInstance
 
+from alert_pipeline.day_report import iso_utc
 from alert_pipeline.home import Home
 from alert_pipeline.jobs import ingest_job
 from alert_pipeline.registry import RULES
-from alert_pipeline.report import iso_utc
 from alert_pipeline.resources import AlertHome
 from alert_pipeline.rules import Events
 from alert_pipeline.schema import COLUMNS

@@ -14,19 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alert_pipeline.report import (
-    PNG_MAGIC,
-    DayReport,
-    escape_markdown,
-    iso_utc,
-    plot_fatal_per_minute,
-    render_html,
-    render_markdown,
-    report_document,
-    report_json,
-    sorted_incidents,
-    write_report,
-)
+from alert_pipeline.day_report import DayReport, iso_utc, sorted_incidents
+from alert_pipeline.report import report_document, report_json, write_report
+from alert_pipeline.report_pages import PNG_MAGIC, escape_markdown, render_html, render_markdown
+from alert_pipeline.report_plot import plot_fatal_per_minute
 from alert_pipeline.rules import MICROS_PER_DAY, Incident, day_start_us
 from alert_pipeline.warehouse import fatal_counts_per_minute
 
@@ -565,7 +556,7 @@ def test_report_path_cannot_escape_the_reports_dir(tmp_path):
 
 
 def test_shading_is_clipped_to_the_day_and_merged():
-    from alert_pipeline.report import _shaded_hours
+    from alert_pipeline.report_plot import _shaded_hours
 
     report = day_report(
         [
