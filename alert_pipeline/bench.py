@@ -1,4 +1,4 @@
-"""`alert-pipeline bench`: this pipeline side by side with DuckDB and a plain pandas script.
+"""`alert-pipeline bench`: this pipeline side by side with Polars, DuckDB and a plain pandas script.
 
 The same synthetic file (`generate.generate_logs`, cached in the work folder by rows / days / seed)
 is processed by every competitor, each in its own child process, `repeat` times; medians are shown:

@@ -15,7 +15,6 @@ import numpy as np
 from alert_pipeline.rules import Incident
 
 MINUTES_PER_DAY = 1440
-MICROS_PER_MINUTE = 60_000_000
 UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 

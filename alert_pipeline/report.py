@@ -1,7 +1,7 @@
 """The daily alert report's machine-readable JSON document, and the report files of a day:
 where they are, how the JSON is read back, and how all of them (JSON, Markdown, HTML) are
-written together. Pure functions over a `DayReport` (no Dagster here), so the asset only
-gathers data and writes; the pages for people are rendered in `report_pages.py`.
+written together, from a `DayReport` (no Dagster here), so the asset only gathers the data; the
+pages for people are rendered in `report_pages.py`.
 """
 
 import datetime as dt
