@@ -15,10 +15,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pandera.errors
-import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandera.errors import SchemaErrors
 
 from alert_pipeline.schema import (
     ARROW_SCHEMA,
@@ -210,7 +209,7 @@ def _model_failures(typed: pa.Table, time_range: TimeRange) -> list[tuple[str, n
         with warnings.catch_warnings():  # pandera's own use of a deprecated pandas concat
             warnings.simplefilter("ignore", FutureWarning)
             record_schema(time_range.start_us, time_range.end_us).validate(frame, lazy=True)
-    except pandera.errors.SchemaErrors as errors:
+    except SchemaErrors as errors:
         cases = errors.failure_cases
         if cases["index"].isna().any():  # a column-level failure: the typing is broken
             raise
