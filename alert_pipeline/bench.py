@@ -150,7 +150,7 @@ def run_once(competitor: str, csv: Path, scratch: Path) -> dict:
             "cpu_s": launch["user_s"] + launch["sys_s"],
         }
     else:
-        argv = [sys.executable, "-m", "alert_pipeline.bench_competitors", "worker", competitor]
+        argv = [sys.executable, "-m", "alert_pipeline.bench_competitors", competitor]
         launch = _launch([*argv, str(csv), str(scratch)], scratch)
         result = {}
         if launch["exit_code"] == 0:

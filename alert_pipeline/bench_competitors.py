@@ -258,9 +258,9 @@ def place_input(source: Path, target: Path) -> None:
 
 
 def worker_main(argv: Sequence[str]) -> int:
-    """`python -m alert_pipeline.bench_competitors worker COMPETITOR CSV SCRATCH`: run the
+    """`python -m alert_pipeline.bench_competitors COMPETITOR CSV SCRATCH`: run the
     competitor, write its result.json."""
-    _, competitor, csv, scratch = argv
+    competitor, csv, scratch = argv
     result = WORKERS[competitor](Path(csv), Path(scratch))
     result["maxrss_self_kb"] = _self_maxrss_kb()
     (Path(scratch) / RESULT_NAME).write_text(json.dumps(result))
