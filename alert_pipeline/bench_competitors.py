@@ -1,6 +1,6 @@
 """The competitors of `alert-pipeline bench`: what each one runs inside its own worker process.
 
-`python -m alert_pipeline.bench_competitors worker COMPETITOR CSV SCRATCH` runs one of `WORKERS`
+`python -m alert_pipeline.bench_competitors COMPETITOR CSV SCRATCH` runs one of `WORKERS`
 on the input and writes its figures and breach events to `result.json` in SCRATCH, for `bench.py`
 to read. They live apart from the driver so that a worker loads only what its competitor needs:
 only the standard library is imported at module level, and each competitor imports its library
