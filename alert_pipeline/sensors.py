@@ -6,7 +6,8 @@ interrupted an earlier run (a kill, a full disk, a lost container) is finished b
    version stayed the same since the previous tick it is settled, and settled files are ingested
    by an `ingest_job` run;
 2. days whose outputs are stale (freshness.py) get `daily_alerts_job` runs, one per range of
-   consecutive days, once no ingestion is under way.
+   consecutive days, once no ingestion is under way, or beside one when they have waited
+   MAX_ALERT_WAIT (files landing faster than they are ingested would hold them back for good).
 A run that fails is retried at once, then after RETRY_SECONDS; after MAX_ATTEMPTS failures on the
 same inputs the sensor waits until they change or the failures are older than HISTORY. The
 content hash lives in the ledger: the ingestion computes it, so a tick never reads file bodies.
@@ -64,6 +65,7 @@ MAX_ATTEMPTS = 3
 RETRY_SECONDS = 60
 SENSOR_DELIVERY_SECONDS = 20.0  # a sensor evaluation may take 60 s
 HISTORY = dt.timedelta(days=1)  # failures older than this no longer hold a retry back
+MAX_ALERT_WAIT = dt.timedelta(minutes=5)  # stale days wait for ingestion runs at most this long
 # Days around a range whose data its rule outputs may read: the inputs of its runs.
 MARGIN_DAYS = max(lookback_days(rule) for rule in RULES) + 1
 
@@ -71,20 +73,27 @@ MARGIN_DAYS = max(lookback_days(rule) for rule in RULES) + 1
 @dataclass
 class LandingCursor:
     """Pending landing file versions as seen on the previous tick (a file is settled when its
-    version is still the same one tick later), and the undated records last checked."""
+    version is still the same one tick later), the undated records last checked, and since when
+    stale days wait."""
 
     waiting: dict[str, list[int]] = field(default_factory=dict)
     undated: str = ""  # digest of the ledger's undated records ("" for none)
+    stale_since: float = 0.0  # when the stale days began to wait for a run (0: none waits)
 
     @classmethod
     def load(cls, text: str | None) -> "LandingCursor | None":
         if not text:
             return None
         state = json.loads(text)
-        return cls(waiting=state.get("waiting", {}), undated=state.get("undated", ""))
+        return cls(
+            waiting=state.get("waiting", {}),
+            undated=state.get("undated", ""),
+            stale_since=state.get("stale_since", 0.0),
+        )
 
     def dump(self) -> str:
-        return json.dumps({"waiting": self.waiting, "undated": self.undated}, sort_keys=True)
+        state = {"waiting": self.waiting, "undated": self.undated, "stale_since": self.stale_since}
+        return json.dumps(state, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -158,13 +167,15 @@ def plan_alerts(
     history: RunHistory,
     now: float,
     days_per_run: int | None = None,
+    wait_for_ingestion: bool = True,
 ) -> tuple[list[Request], list[str]]:
     """One `daily_alerts_job` run per range of consecutive stale days (of at most `days_per_run`
-    days), unless one is under way."""
+    days), unless one is under way (or, with `wait_for_ingestion`, an ingestion run)."""
     ranges = day_ranges(stale, days_per_run)[:MAX_RANGES_PER_TICK]
     if not ranges:
         return [], []
-    for job_name in (ingest_job.name, daily_alerts_job.name):
+    busy_first = (ingest_job.name,) if wait_for_ingestion else ()
+    for job_name in (*busy_first, daily_alerts_job.name):
         if job_name in history.busy:
             return [], [f"{len(stale)} stale days wait for run {history.busy[job_name]}"]
     requests, notes = [], []
@@ -191,13 +202,21 @@ def plan_tick(
     days_per_run: int | None = None,
 ) -> TickPlan:
     """Decide one tick from the landing versions, the ledger, the stale days, the runs launched
-    before and the previous cursor (pure). Stale days wait while files are being ingested."""
+    before and the previous cursor (pure). Stale days wait while files are being ingested, for
+    at most MAX_ALERT_WAIT: then their runs go beside the ingestion (correct either way, as
+    outputs record what they were built from; waiting only saves runs soon stale again)."""
     requests, notes, new_cursor = plan_ingestion(landing, ledger, cursor, history, now)
-    if requests and stale:
+    since = (cursor.stale_since if cursor else 0.0) or now
+    overdue = now - since >= MAX_ALERT_WAIT.total_seconds()
+    alerts: list[Request] = []
+    if requests and stale and not overdue:
         notes.append(f"{len(stale)} stale days wait for the ingestion")
-    elif not requests:
-        requests, waiting = plan_alerts(stale, day_states(ledger), history, now, days_per_run)
-        notes += waiting
+    else:
+        alerts, waiting = plan_alerts(
+            stale, day_states(ledger), history, now, days_per_run, wait_for_ingestion=not overdue
+        )
+        requests, notes = requests + alerts, notes + waiting
+    new_cursor.stale_since = since if stale and not alerts else 0.0
     undated = undated_records(ledger)
     new_cursor.undated = digest(undated) if undated else ""
     if new_cursor.undated != (cursor.undated if cursor else ""):

@@ -43,6 +43,7 @@ from alert_pipeline.runs import (
 )
 from alert_pipeline.sensors import (
     HISTORY,
+    MAX_ALERT_WAIT,
     MAX_FILES_PER_TICK,
     RETRY_SECONDS,
     LandingCursor,
@@ -279,7 +280,7 @@ def test_five_thousand_small_files_are_drained_over_several_ticks() -> None:
 
 
 def test_cursor_round_trips() -> None:
-    cursor = LandingCursor(waiting={"a": [1, 2, 3]}, undated="x")
+    cursor = LandingCursor(waiting={"a": [1, 2, 3]}, undated="x", stale_since=12.5)
     assert LandingCursor.load(cursor.dump()) == cursor
     assert LandingCursor.load(None) is None
 
@@ -494,6 +495,39 @@ def test_stale_days_wait_while_files_are_ingested() -> None:
         "1 files wait for ingestion run r-1",
         "1 stale days wait for run r-1",
     ]
+
+
+def test_a_steady_stream_of_files_holds_stale_days_back_at_most_max_alert_wait() -> None:
+    """A file settles on every tick and each ingestion run takes a tick, so one is always asked
+    for or under way: the stale day's run goes beside them once the day has waited
+    MAX_ALERT_WAIT, and the next wait starts after that run is asked for."""
+    interval, wait = 30.0, MAX_ALERT_WAIT.total_seconds()
+    landing: dict[str, list[int]] = {}
+    ledger: dict[str, dict] = {}
+    cursor, alerts, keys = None, [], set()
+    for tick in range(36):
+        now = tick * interval
+        landing[f"f{tick}.csv"] = [1, tick, tick]
+        history = RunHistory(busy={"ingest_job": "r-busy"}) if tick % 2 else RunHistory()
+        plan = plan_tick(landing, ledger, cursor, ["2021-09-10"], history, now)
+        cursor = LandingCursor.load(plan.cursor.dump())
+        jobs = [r.job_name for r in plan.requests]
+        for request in plan.requests:
+            if request.job_name == "daily_alerts_job":
+                alerts.append((now, jobs, history.busy))
+                keys.add(request.run_key)
+            for name in request.files:
+                counts = {"read": 1, "stored": 1, "quarantined": 0}
+                ledger[name] = {
+                    "version": landing[name],
+                    "sha256": name,
+                    "days": {"2021-09-10": counts},
+                }
+    # At once on the first tick (no file has settled yet), then a tick after each wait begins.
+    assert [at for at, _, _ in alerts] == [0.0] + [n * (wait + interval) for n in (1, 2, 3)]
+    assert alerts[1][1:] == (["daily_alerts_job"], {"ingest_job": "r-busy"})  # beside a busy one
+    assert alerts[2][1:] == (["ingest_job", "daily_alerts_job"], {})  # beside a new one
+    assert len(keys) == 4
 
 
 def test_with_workers_each_stale_day_is_its_own_run(monkeypatch) -> None:
