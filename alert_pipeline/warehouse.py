@@ -7,7 +7,9 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, suppress
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +34,20 @@ def _parts(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
 
 
+def _opened(parts: Iterable[Path]) -> Iterator[BinaryIO]:
+    """Each listed part opened in turn (and closed after). Readers outside a day's lock may race
+    an ingestion that replaces or drops a part after the listing: a part gone by then is left
+    out, an opened one is read whole as it was. Such a read is never newer than the ledger
+    state its output records (read first), so the output is found stale and rebuilt."""
+    for part in parts:
+        with ExitStack() as stack:
+            try:
+                handle = stack.enter_context(open(part, "rb"))
+            except FileNotFoundError:
+                continue
+            yield handle
+
+
 def stored_rows(home: Home, day: str) -> int:
     """Rows actually in the day's Parquet parts (from their footers), to check the ledger."""
     return sum(pq.ParquetFile(part).metadata.num_rows for part in _parts(home.day_dir(day)))
@@ -44,7 +60,7 @@ def quarantined_rows(home: Home, day: str) -> int:
 def quarantine_reasons(home: Home, day: str) -> dict[str, int]:
     """Counts of rejected records per column-level reason kind for the day."""
     counts: dict[str, int] = {}
-    for part in _parts(home.quarantine_dir(day)):
+    for part in _opened(_parts(home.quarantine_dir(day))):
         table = pq.read_table(part, columns=["column"])
         for column in table.column("column").to_pylist():
             key = column or "record"
@@ -63,7 +79,7 @@ def quarantine_reason_kinds(home: Home, day: str, name: str) -> dict[str, int]:
     return {k["values"]: k["counts"] for k in sorted(kinds, key=lambda k: -k["counts"])}
 
 
-def row_groups(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+def row_groups(path: Path | BinaryIO, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """A Parquet file's batches, one row group at a time. `ParquetFile.iter_batches` over a whole
     file keeps the raw bytes of every row group it has read until it ends (0.4 GB for the
     `date` column of a 100 M-record day); asked for one row group at a time, it keeps one."""
@@ -75,7 +91,7 @@ def row_groups(path: Path, columns: list[str] | None = None) -> Iterator[pa.Reco
 def day_batches(home: Home, day: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
     """The given columns of one day's valid records, a row group at a time: reads of a whole
     day never hold all of its rows (100 M records a day) in memory."""
-    for part in _parts(home.day_dir(day)):
+    for part in _opened(_parts(home.day_dir(day))):
         yield from row_groups(part, columns)
 
 
@@ -109,22 +125,30 @@ _event_cache_lock = threading.Lock()
 def _day_events(home: Home, rule: SlidingWindowRule, schema: pa.Schema, day: str) -> pa.Table:
     """One day's events of a rule. Kept for the next days' detections, which read this day again
     as their neighbour (up to EVENT_CACHE_BYTES); keyed by the day's Parquet files as they are
-    (a re-ingested day has new files), so a kept table is never stale."""
-    parts = _parts(home.day_dir(day))
-    key = (repr(rule), tuple((str(p), *_identity(p.stat())) for p in parts))
+    (a re-ingested day has new files), and kept only if the files read are the ones of the key
+    (an ingestion may change them in between), so a kept table is never stale."""
+    listed = {}
+    for part in _parts(home.day_dir(day)):
+        with suppress(FileNotFoundError):
+            listed[str(part)] = _identity(part.stat())
+    key = (repr(rule), tuple(listed.items()))
     with _event_cache_lock:
         if key in _event_cache:
             _event_cache[key] = _event_cache.pop(key)  # the most recently used last
             return _event_cache[key]
-    batches = [
-        batch.cast(schema).filter(rule.event_mask(batch))
-        for batch in day_batches(home, day, rule.columns)
-    ]
+    batches, read = [], {}
+    for part in _opened(map(Path, listed)):
+        read[part.name] = _identity(os.fstat(part.fileno()))
+        batches += [
+            batch.cast(schema).filter(rule.event_mask(batch))
+            for batch in row_groups(part, rule.columns)
+        ]
     table = pa.Table.from_batches(batches, schema=schema)
-    with _event_cache_lock:
-        _event_cache[key] = table
-        while sum(t.nbytes for t in _event_cache.values()) > EVENT_CACHE_BYTES:
-            del _event_cache[next(iter(_event_cache))]
+    if read == listed:
+        with _event_cache_lock:
+            _event_cache[key] = table
+            while sum(t.nbytes for t in _event_cache.values()) > EVENT_CACHE_BYTES:
+                del _event_cache[next(iter(_event_cache))]
     return table
 
 
@@ -132,7 +156,7 @@ def newest_record_us(home: Home, days: list[str]) -> int | None:
     """The newest `date` of any record of the given days, from the Parquet footers' statistics."""
     newest = None
     for day in days:
-        for part in _parts(home.day_dir(day)):
+        for part in _opened(_parts(home.day_dir(day))):
             metadata = pq.ParquetFile(part).metadata
             column = metadata.schema.names.index("date")
             for group in range(metadata.num_row_groups):

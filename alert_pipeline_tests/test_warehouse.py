@@ -25,6 +25,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
+from alert_pipeline import warehouse
 from alert_pipeline.batch_typing import TimeRange
 from alert_pipeline.home import Home
 from alert_pipeline.ingestion import ingest_pending
@@ -537,6 +538,44 @@ def test_read_events_returns_only_fatal_events_with_group_labels(home):
     assert sorted(zip(events.times_us.tolist(), labels, strict=True)) == sorted(
         [((DAY0_EPOCH + 7) * US, "com.new"), *two_on_day0]
     )
+
+
+def test_a_day_read_beside_an_ingestion_reads_the_parts_it_listed_and_keeps_only_those(
+    home, monkeypatch
+):
+    """Rules and reports read a day outside its lock, so an ingestion may add or drop a part
+    between the listing and the read: a read takes the listed parts that are still there (no
+    error), and the events kept for the next reads are exactly those of the listed parts, so a
+    later read of the same parts never returns the events of a part that has gone since."""
+    rule = SlidingWindowRule("g", threshold=10, window_seconds=3600, group_by="bundle_id")
+
+    def land_on(name: str, n: int) -> None:
+        land(home, name, [record(date=at(n, 60), severity="Fatal", bundle_id=name)])
+        ingest_pending(home, TR)
+
+    def bundles() -> set[str]:
+        events = read_events(home, rule, [day(0)])
+        return {events.labels[code] for code in events.groups.tolist()}
+
+    land_on("a.csv", 0)
+    land_on("b.csv", 0)
+    real_parts, during_read = warehouse._parts, []
+
+    def listed_then_changed(folder):
+        listed = real_parts(folder)
+        if during_read:
+            during_read.pop()()
+        return listed
+
+    monkeypatch.setattr(warehouse, "_parts", listed_then_changed)
+    during_read.append(lambda: land_on("c.csv", 0))  # a part added after the listing
+    assert bundles() == {"a.csv", "b.csv"}
+    assert bundles() == {"a.csv", "b.csv", "c.csv"}
+    land_on("c.csv", 1)  # its part of day 0 is dropped: the day has its first parts again
+    assert bundles() == {"a.csv", "b.csv"}
+    during_read.append(lambda: land_on("b.csv", 1))  # a listed part dropped before it is read
+    assert severity_counts(home, day(0)) == {"Fatal": 1}  # a.csv's record, and no error
+    assert during_read == []
 
 
 def test_fatal_per_minute_counts(home):
