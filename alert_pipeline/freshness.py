@@ -128,14 +128,16 @@ def _output_days(home: Home) -> set[str]:
 
 def stale_days(
     home: Home, rules: Iterable[SlidingWindowRule], ledger: dict[str, dict]
-) -> list[str]:
+) -> dict[str, str]:
     """Days with data or outputs whose rule incidents or report are not built from the current
-    state of `ledger` (missing, older, or built with other rule settings)."""
+    state of `ledger` (missing, older, or built with other rule settings), in order, each with a
+    digest of what its report should be built from and what it records now: a run asked for a
+    stale day is asked for again (under a new run key) only if one of these has changed since."""
     rules = list(rules)
     states = day_states(ledger)
     days = sorted(set(states) | _output_days(home))
     notifications = day_summaries(home, days)
-    stale = []
+    stale = {}
     for day in days:
         inputs = inputs_of(rule_documents(home, rules, day))
         report = read_report_document(home.reports, day)
@@ -144,5 +146,5 @@ def stale_days(
             report is not None and report.get("built_from") == built_from
         )
         if not current:
-            stale.append(day)
+            stale[day] = digest([built_from, report and report.get("built_from")])
     return stale

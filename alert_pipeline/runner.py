@@ -173,7 +173,7 @@ def run_pipeline(home: Home, progress: Progress | None = None) -> RunSummary:
     summary = RunSummary(home, outcomes)
     with dagster_instance(home) as instance:
         summary.orphaned_runs = fail_orphaned_runs(instance, home)
-        summary.partitions = stale_partitions(home, read_ledger(home))
+        summary.partitions = list(stale_partitions(home, read_ledger(home)))
         for first, last in day_ranges(summary.partitions):
             tags = range_tags(first, last)
             _execute(instance, home, "daily_alerts_job", tags, f"days {first}…{last}")

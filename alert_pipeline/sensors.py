@@ -162,7 +162,7 @@ def plan_ingestion(
 
 
 def plan_alerts(
-    stale: list[str],
+    stale: dict[str, str],
     states: dict[str, str],
     history: RunHistory,
     now: float,
@@ -170,8 +170,9 @@ def plan_alerts(
     wait_for_ingestion: bool = True,
 ) -> tuple[list[Request], list[str]]:
     """One `daily_alerts_job` run per range of consecutive stale days (of at most `days_per_run`
-    days), unless one is under way (or, with `wait_for_ingestion`, an ingestion run)."""
-    ranges = day_ranges(stale, days_per_run)[:MAX_RANGES_PER_TICK]
+    days), unless one is under way (or, with `wait_for_ingestion`, an ingestion run). A run's
+    inputs: the data states of the days its rules may read, and why its days are stale."""
+    ranges = day_ranges(list(stale), days_per_run)[:MAX_RANGES_PER_TICK]
     if not ranges:
         return [], []
     busy_first = (ingest_job.name,) if wait_for_ingestion else ()
@@ -184,7 +185,8 @@ def plan_alerts(
         start = dt.date.fromisoformat(first) - dt.timedelta(days=MARGIN_DAYS)
         end = dt.date.fromisoformat(last) + dt.timedelta(days=MARGIN_DAYS)
         window = {d: s for d, s in states.items() if str(start) <= d <= str(end)}
-        inputs = digest([first, last, settings, window])
+        why = {d: s for d, s in stale.items() if first <= d <= last}
+        inputs = digest([first, last, settings, window, why])
         what = f"days {first}…{last}"
         key = _run_key(what, f"alerts:{first}:{last}", inputs, history, now, notes)
         if key is not None:
@@ -196,7 +198,7 @@ def plan_tick(
     landing: dict[str, list[int]],
     ledger: dict[str, dict],
     cursor: LandingCursor | None,
-    stale: list[str],
+    stale: dict[str, str],
     history: RunHistory,
     now: float,
     days_per_run: int | None = None,
@@ -206,7 +208,7 @@ def plan_tick(
     at most MAX_ALERT_WAIT: then their runs go beside the ingestion (correct either way, as
     outputs record what they were built from; waiting only saves runs soon stale again)."""
     requests, notes, new_cursor = plan_ingestion(landing, ledger, cursor, history, now)
-    since = (cursor.stale_since if cursor else 0.0) or now
+    since = min((cursor.stale_since if cursor else 0.0) or now, now)
     overdue = now - since >= MAX_ALERT_WAIT.total_seconds()
     alerts: list[Request] = []
     if requests and stale and not overdue:
@@ -225,11 +227,10 @@ def plan_tick(
     return TickPlan(requests, notes, new_cursor)
 
 
-def stale_partitions(home: Home, ledger: dict[str, dict]) -> list[str]:
+def stale_partitions(home: Home, ledger: dict[str, dict]) -> dict[str, str]:
     """Stale days (see freshness.py) that are partitions."""
-    return [
-        day for day in stale_days(home, RULES, ledger) if daily_partitions.has_partition_key(day)
-    ]
+    stale = stale_days(home, RULES, ledger)
+    return {day: why for day, why in stale.items() if daily_partitions.has_partition_key(day)}
 
 
 def _landing_versions(home: Home) -> dict[str, list[int]]:
@@ -307,7 +308,9 @@ def daily_alerts_schedule(
     home = alert_home.home()
     ledger = read_ledger(home)
     stale = stale_partitions(home, ledger)
-    planned, notes = plan_alerts(stale, day_states(ledger), _history(context, home), time.time())
+    planned, notes = plan_alerts(
+        stale, day_states(ledger), _history(context, home), time.time(), wait_for_ingestion=False
+    )
     requests = [run_request(r, "schedule") for r in planned]
     covered = any(first <= yesterday <= last for first, last in (r.days for r in planned))
     if daily_partitions.has_partition_key(yesterday) and not covered:

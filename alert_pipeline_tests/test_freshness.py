@@ -32,7 +32,7 @@ def land(home: Home, name: str, records: list[list[str]]) -> None:
 
 
 def stale(home: Home, rules=RULES) -> list[str]:
-    return stale_days(home, rules, read_ledger(home))
+    return list(stale_days(home, rules, read_ledger(home)))
 
 
 def materialize_stale(home: Home) -> list[str]:

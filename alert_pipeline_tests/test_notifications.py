@@ -42,6 +42,7 @@ from alert_pipeline_tests.cluster import POSTGRES_URL, postgres_problem
 from alert_pipeline_tests.helpers import epoch, need, record, run_ingest_job, write_csv
 from alert_pipeline_tests.receivers import http_receiver, smtp_receiver
 from alert_pipeline_tests.stack import free_port
+from alert_pipeline_tests.test_sensors import Landing
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = "2021-09-14"
@@ -557,6 +558,28 @@ def test_the_delivery_sensor_sends_what_is_due_and_checks_when_things_change(hom
             second = delivery_tick(instance, home, first.cursor)
         assert second.run_requests == []
         assert second.skip_message == "notifications: 0 sent, 0 queued, 0 dead"
+
+
+def test_a_dead_letter_after_the_days_run_gets_the_day_asked_for_again(home) -> None:
+    """The sensor asks for a stale day again, under a run key Dagster has not used, when what
+    makes it stale changes: here a dead letter the delivery found after the day's run (with the
+    same key, Dagster would skip the request until the next day)."""
+    with http_receiver() as receiver, instance_for_test() as instance:
+        configure(home, hook(receiver.url, name="broken"))
+        receiver.answer("/broken", 503, 503, 400, 400)  # unavailable in the run, then refused
+        land(home, "a.csv", burst(DAY, 3600))
+        landing = Landing(home, instance)
+        (built,) = [r for r in landing.settle() if r.job_name == "daily_alerts_job"]
+        assert landing.report(DAY)["notifications"]["dead_letters"] == []
+        until_retries_are_due(home)
+        delivery_tick(instance, home, None)
+        with open_outbox(Home(home)) as outbox:
+            assert len(outbox.dead_letters()) == 2
+        (again,) = landing.tick().run_requests
+        assert again.job_name == "daily_alerts_job" and again.run_key != built.run_key
+        landing.execute(again)
+        assert len(landing.report(DAY)["notifications"]["dead_letters"]) == 2
+        assert landing.settle() == []
 
 
 def test_notifications_added_later_page_only_what_is_detected_from_then_on(home) -> None:

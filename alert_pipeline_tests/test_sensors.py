@@ -266,7 +266,7 @@ def test_five_thousand_small_files_are_drained_over_several_ticks() -> None:
     ledger: dict[str, dict] = {}
     cursor, batches, now = None, [], 0.0
     for _ in range(20):
-        plan = plan_tick(files, ledger, cursor, [], RunHistory(), now)
+        plan = plan_tick(files, ledger, cursor, {}, RunHistory(), now)
         cursor = plan.cursor
         for request in plan.requests:
             if request.job_name == "ingest_job":
@@ -449,8 +449,11 @@ def test_run_history_counts_failures_per_inputs_and_busy_runs(landing) -> None:
     assert history.busy == {"ingest_job": started}
 
 
-def plan_days(history: RunHistory, now: float, states: dict | None = None):
-    return plan_alerts(["2021-09-10"], states or {"2021-09-10": "s1"}, history, now)
+STALE = {"2021-09-10": "its report is missing"}
+
+
+def plan_days(history: RunHistory, now: float, states: dict | None = None, stale=STALE):
+    return plan_alerts(stale, states or {"2021-09-10": "s1"}, history, now)
 
 
 def test_a_failed_run_is_retried_at_once_then_later_then_no_more() -> None:
@@ -474,6 +477,9 @@ def test_a_failed_run_is_retried_at_once_then_later_then_no_more() -> None:
     ]
     [fresh], _ = plan_days(history(3, 0.0), 1e9, {"2021-09-10": "s2"})  # new data
     assert fresh.run_key.endswith(":0") and fresh.inputs != request.inputs
+    # Stale for another reason (a dead letter since, its report deleted): asked for again.
+    [again], _ = plan_days(history(3, 0.0), 1e9, stale={"2021-09-10": "a dead letter since"})
+    assert again.run_key.endswith(":0") and again.inputs != request.inputs
     # A day later the failures are out of the history: a new try, under a key never used (Dagster
     # would skip the first one's key).
     [next_day], _ = plan_days(RunHistory(), 1000.0 + HISTORY.total_seconds())
@@ -484,12 +490,12 @@ def test_stale_days_wait_while_files_are_ingested() -> None:
     ledger = {"old.csv": {"version": [1, 1, 1], "days": {}}}
     landing = {"old.csv": [1, 1, 1], "new.csv": [2, 2, 2]}
     cursor = LandingCursor(waiting={"new.csv": [2, 2, 2]})
-    plan = plan_tick(landing, ledger, cursor, ["2021-09-10"], RunHistory(), 0.0)
+    plan = plan_tick(landing, ledger, cursor, STALE, RunHistory(), 0.0)
     assert [r.job_name for r in plan.requests] == ["ingest_job"]
     assert plan.requests[0].files == ("new.csv",)
     assert plan.notes == ["1 stale days wait for the ingestion"]
     busy = RunHistory(busy={"ingest_job": "r-1"})
-    plan = plan_tick(landing, ledger, cursor, ["2021-09-10"], busy, 0.0)
+    plan = plan_tick(landing, ledger, cursor, STALE, busy, 0.0)
     assert plan.requests == []
     assert plan.notes == [
         "1 files wait for ingestion run r-1",
@@ -509,7 +515,7 @@ def test_a_steady_stream_of_files_holds_stale_days_back_at_most_max_alert_wait()
         now = tick * interval
         landing[f"f{tick}.csv"] = [1, tick, tick]
         history = RunHistory(busy={"ingest_job": "r-busy"}) if tick % 2 else RunHistory()
-        plan = plan_tick(landing, ledger, cursor, ["2021-09-10"], history, now)
+        plan = plan_tick(landing, ledger, cursor, STALE, history, now)
         cursor = LandingCursor.load(plan.cursor.dump())
         jobs = [r.job_name for r in plan.requests]
         for request in plan.requests:
@@ -530,8 +536,25 @@ def test_a_steady_stream_of_files_holds_stale_days_back_at_most_max_alert_wait()
     assert len(keys) == 4
 
 
+def test_the_wait_for_ingestion_is_kept_in_the_cursor_and_ends_with_the_stale_days() -> None:
+    ledger = {"old.csv": {"version": [1, 1, 1], "days": {}}}
+    landing = {"old.csv": [1, 1, 1], "new.csv": [2, 2, 2]}
+    earlier = LandingCursor.load(json.dumps({"waiting": {"new.csv": [2, 2, 2]}, "undated": ""}))
+    assert earlier.stale_since == 0.0  # a cursor written before the wait was kept
+    waiting = plan_tick(landing, ledger, earlier, STALE, RunHistory(), 100.0)
+    assert waiting.cursor.stale_since == 100.0
+    late = 100.0 + MAX_ALERT_WAIT.total_seconds()
+    alerts_busy = RunHistory(busy={"daily_alerts_job": "r-2"})
+    overdue = plan_tick(landing, ledger, waiting.cursor, STALE, alerts_busy, late)
+    assert [r.job_name for r in overdue.requests] == ["ingest_job"]  # an alerts run is waited for
+    assert overdue.cursor.stale_since == 100.0
+    assert (
+        plan_tick(landing, ledger, overdue.cursor, {}, RunHistory(), late).cursor.stale_since == 0
+    )
+
+
 def test_with_workers_each_stale_day_is_its_own_run(monkeypatch) -> None:
-    stale = ["2021-09-10", "2021-09-11", "2021-09-12", "2021-09-14"]
+    stale = dict.fromkeys(["2021-09-10", "2021-09-11", "2021-09-12", "2021-09-14"], "missing")
     states = dict.fromkeys(stale, "s1")
     one_machine, _ = plan_alerts(stale, states, RunHistory(), 0.0, days_per_run())
     assert [r.days for r in one_machine] == [("2021-09-10", "2021-09-12"), ("2021-09-14",) * 2]
