@@ -477,7 +477,7 @@ def test_a_failed_run_is_retried_at_once_then_later_then_no_more() -> None:
     ]
     [fresh], _ = plan_days(history(3, 0.0), 1e9, {"2021-09-10": "s2"})  # new data
     assert fresh.run_key.endswith(":0") and fresh.inputs != request.inputs
-    # Stale for another reason (a dead letter since, its report deleted): asked for again.
+    # Stale for another reason (a dead letter found since): asked for again.
     [again], _ = plan_days(history(3, 0.0), 1e9, stale={"2021-09-10": "a dead letter since"})
     assert again.run_key.endswith(":0") and again.inputs != request.inputs
     # A day later the failures are out of the history: a new try, under a key never used (Dagster
