@@ -128,11 +128,15 @@ def validated_logs(
             f"{', …' if len(waiting) > 5 else ''}): this run covers what is stored; the "
             "landing-folder sensor ingests them, or launch ingest_job"
         )
-    days, problems = {}, []
+    days, described, problems = {}, {}, []
     for day in context.partition_keys:
         with day_lock(home, [day]):  # no ingestion swaps a file in meanwhile
             counts = days[day] = day_counts(home, day)
             in_parquet, in_quarantine = stored_rows(home, day), quarantined_rows(home, day)
+            described[day] = {
+                "severity_counts": MetadataValue.json(severity_counts(home, day)),
+                "quarantined_by_column": MetadataValue.json(quarantine_reasons(home, day)),
+            }
         if counts.read != counts.stored + counts.quarantined:
             problems.append(f"{day}: read {counts.read} ≠ stored + quarantined")
         if (in_parquet, in_quarantine) != (counts.stored, counts.quarantined):
@@ -157,8 +161,7 @@ def validated_logs(
     per_day = {
         day: {
             **count_metadata(counts),
-            "severity_counts": MetadataValue.json(severity_counts(home, day)),
-            "quarantined_by_column": MetadataValue.json(quarantine_reasons(home, day)),
+            **described[day],
             "path": MetadataValue.path(str(home.day_dir(day))),
             "landing_files_waiting": len(waiting),
         }

@@ -131,8 +131,8 @@ def stale_days(
 ) -> dict[str, str]:
     """Days with data or outputs whose rule incidents or report are not built from the current
     state of `ledger` (missing, older, or built with other rule settings), in order, each with a
-    digest of what its report should be built from and what it records now: a run asked for a
-    stale day is asked for again (under a new run key) only if one of these has changed since."""
+    digest of what its report should be built from (given its rule outputs as stored) and what
+    it records now: why it is stale, part of the run key the sensor asks for it under."""
     rules = list(rules)
     states = day_states(ledger)
     days = sorted(set(states) | _output_days(home))

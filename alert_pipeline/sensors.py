@@ -171,7 +171,9 @@ def plan_alerts(
 ) -> tuple[list[Request], list[str]]:
     """One `daily_alerts_job` run per range of consecutive stale days (of at most `days_per_run`
     days), unless one is under way (or, with `wait_for_ingestion`, an ingestion run). A run's
-    inputs: the data states of the days its rules may read, and why its days are stale."""
+    inputs, which its failures are counted on, are the data states of the days its rules may
+    read; its run key also carries why its days are stale, so that a day stale anew (a dead
+    letter found since its run) is asked for again, under a key Dagster has not used."""
     ranges = day_ranges(list(stale), days_per_run)[:MAX_RANGES_PER_TICK]
     if not ranges:
         return [], []
@@ -185,10 +187,10 @@ def plan_alerts(
         start = dt.date.fromisoformat(first) - dt.timedelta(days=MARGIN_DAYS)
         end = dt.date.fromisoformat(last) + dt.timedelta(days=MARGIN_DAYS)
         window = {d: s for d, s in states.items() if str(start) <= d <= str(end)}
-        why = {d: s for d, s in stale.items() if first <= d <= last}
-        inputs = digest([first, last, settings, window, why])
+        inputs = digest([first, last, settings, window])
+        why = digest({d: s for d, s in stale.items() if first <= d <= last})
         what = f"days {first}…{last}"
-        key = _run_key(what, f"alerts:{first}:{last}", inputs, history, now, notes)
+        key = _run_key(what, f"alerts:{first}:{last}:{why}", inputs, history, now, notes)
         if key is not None:
             requests.append(Request(daily_alerts_job.name, key, inputs, days=(first, last)))
     return requests, notes

@@ -37,8 +37,8 @@ def _parts(folder: Path) -> list[Path]:
 def _opened(parts: Iterable[Path]) -> Iterator[BinaryIO]:
     """Each listed part opened in turn (and closed after). Readers outside a day's lock may race
     an ingestion that replaces or drops a part after the listing: a part gone by then is left
-    out, an opened one is read whole as it was. Such a read is never newer than the ledger
-    state its output records (read first), so the output is found stale and rebuilt."""
+    out, an opened one is read whole as it was. The ledger state such a read's output records
+    was read first, so it is never newer than the data: the output is found stale and rebuilt."""
     for part in parts:
         with ExitStack() as stack:
             try:
@@ -137,11 +137,11 @@ def _day_events(home: Home, rule: SlidingWindowRule, schema: pa.Schema, day: str
             _event_cache[key] = _event_cache.pop(key)  # the most recently used last
             return _event_cache[key]
     batches, read = [], {}
-    for part in _opened(map(Path, listed)):
-        read[part.name] = _identity(os.fstat(part.fileno()))
+    for handle in _opened(map(Path, listed)):
+        read[handle.name] = _identity(os.fstat(handle.fileno()))
         batches += [
             batch.cast(schema).filter(rule.event_mask(batch))
-            for batch in row_groups(part, rule.columns)
+            for batch in row_groups(handle, rule.columns)
         ]
     table = pa.Table.from_batches(batches, schema=schema)
     if read == listed:

@@ -477,9 +477,11 @@ def test_a_failed_run_is_retried_at_once_then_later_then_no_more() -> None:
     ]
     [fresh], _ = plan_days(history(3, 0.0), 1e9, {"2021-09-10": "s2"})  # new data
     assert fresh.run_key.endswith(":0") and fresh.inputs != request.inputs
-    # Stale for another reason (a dead letter found since): asked for again.
-    [again], _ = plan_days(history(3, 0.0), 1e9, stale={"2021-09-10": "a dead letter since"})
-    assert again.run_key.endswith(":0") and again.inputs != request.inputs
+    # Stale for another reason (a dead letter found since its run): asked for again, under a
+    # new key; failures still count on the data.
+    [again], _ = plan_days(RunHistory(), 1000.0, stale={"2021-09-10": "a dead letter since"})
+    assert again.run_key != request.run_key and again.inputs == request.inputs
+    assert plan_days(history(3, 0.0), 1e9, stale={"2021-09-10": "a dead letter since"})[0] == []
     # A day later the failures are out of the history: a new try, under a key never used (Dagster
     # would skip the first one's key).
     [next_day], _ = plan_days(RunHistory(), 1000.0 + HISTORY.total_seconds())
@@ -541,6 +543,8 @@ def test_the_wait_for_ingestion_is_kept_in_the_cursor_and_ends_with_the_stale_da
     landing = {"old.csv": [1, 1, 1], "new.csv": [2, 2, 2]}
     earlier = LandingCursor.load(json.dumps({"waiting": {"new.csv": [2, 2, 2]}, "undated": ""}))
     assert earlier.stale_since == 0.0  # a cursor written before the wait was kept
+    future = LandingCursor(earlier.waiting, stale_since=1e9)  # the clock stepped back since
+    assert plan_tick(landing, ledger, future, STALE, RunHistory(), 50.0).cursor.stale_since == 50
     waiting = plan_tick(landing, ledger, earlier, STALE, RunHistory(), 100.0)
     assert waiting.cursor.stale_since == 100.0
     late = 100.0 + MAX_ALERT_WAIT.total_seconds()
