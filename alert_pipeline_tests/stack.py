@@ -88,9 +88,13 @@ def graphql(url: str, text: str, variables: dict | None = None, timeout: float =
 
 
 def poll_until(
-    what: str, timeout: float, check: Callable[[], tuple[bool, object]], logs: Callable[[], str]
+    what: str,
+    timeout: float,
+    check: Callable[[], tuple[bool, object]],
+    logs: Callable[[], str],
+    every: float = 1.0,
 ) -> object:
-    """Call `check` every second until it says done; fail with its last state and the logs."""
+    """Call `check` every `every` s until it says done; fail with its last state and the logs."""
     deadline = time.monotonic() + timeout
     while True:
         done, state = check()
@@ -98,7 +102,7 @@ def poll_until(
             return state
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not done after {timeout} s; last state: {state}\n{logs()}")
-        time.sleep(1)
+        time.sleep(every)
 
 
 def run_tags(run: dict) -> dict[str, str]:

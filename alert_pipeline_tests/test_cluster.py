@@ -130,7 +130,8 @@ def test_a_worker_killed_mid_ingestion_leaves_its_step_to_the_other(
         staging = [p for p in staging_folder(cluster, "w1").rglob(".*.parquet.*.tmp")]
         return busy and bool(staging), (busy, staging)
 
-    poll_until("w1 at work on a file", 120, w1_ingesting, cluster.tails)
+    # a file's parts take about a second to write on a fast machine: look often
+    poll_until("w1 at work on a file", 120, w1_ingesting, cluster.tails, every=0.02)
     os.killpg(cluster.workers["w1"].pid, signal.SIGKILL)
     output = run.communicate(timeout=600)[0]
     assert run.returncode == 0, (output[-3000:], cluster.tails())
